@@ -1,0 +1,28 @@
+# The two commands of the README:  `make demo` (set up + run the demo)  and  `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+# torch 2.13.0 is the CPU build on the project's machines; override for another build, e.g.
+#   make demo TORCH="torch==2.13.0 --index-url https://download.pytorch.org/whl/cu124"
+TORCH  ?= torch==2.13.0
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+STAMP  := $(VENV)/.mtrec-installed
+
+.PHONY: setup demo test clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml $(PLUGINS)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q $(TORCH)
+	$(VENV)/bin/python -m pip install -q -e . $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mtrec run --plugin sasrec --name demo
+
+test: $(STAMP)
+	$(VENV)/bin/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info

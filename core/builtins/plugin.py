@@ -1,0 +1,55 @@
+"""The built-in plugin: registers the core's components, recipes and dataset formats.
+
+It is loaded first and through the same hooks as any third-party plugin, so the built-ins are an
+example of the contract rather than an exception to it.
+"""
+
+from __future__ import annotations
+
+from mtrec.builtins.atomic import AtomicIdentifier, AtomicParams
+from mtrec.builtins.recipes import SASREC
+from mtrec.builtins.sasrec import SASRecParams, build_sasrec
+from mtrec.builtins.topk import TopKDecoder, TopKParams
+from mtrec.builtins.transfer import Joint, JointParams, SingleDomain, SingleDomainParams
+from mtrec.components import Component
+from mtrec.data.formats.builtin import ALL_FORMATS
+from mtrec.hookspecs import hookimpl
+
+DISCRIMINATIVE = frozenset({"discriminative", "scores", "embeddings"})
+
+
+@hookimpl
+def mtrec_register_components(register) -> None:
+    register(Component(
+        kind="identifier", name="atomic", factory=AtomicIdentifier, params=AtomicParams,
+        description="One token per item (classic ID embeddings).", provides=frozenset({"tokens", "trie"}),
+    ))
+    register(Component(
+        kind="encoder", name="sasrec", factory=build_sasrec, params=SASRecParams,
+        description="SASRec: causal self-attention over the history; CE or BPR over the target domain's items.",
+        provides=DISCRIMINATIVE,
+    ))
+    register(Component(
+        kind="decoder", name="topk", factory=TopKDecoder, params=TopKParams,
+        description="Score the target domain's items (exact, or a faiss index for large catalogues).",
+        requires={"encoder": frozenset({"scores"})},
+    ))
+    register(Component(
+        kind="transfer", name="single-domain", factory=SingleDomain, params=SingleDomainParams,
+        description="One model per domain, trained and early-stopped on that domain alone.",
+    ))
+    register(Component(
+        kind="transfer", name="joint", factory=Joint, params=JointParams,
+        description="One model trained on all domains at once.",
+    ))
+
+
+@hookimpl
+def mtrec_register_recipes(register) -> None:
+    register(SASREC)
+
+
+@hookimpl
+def mtrec_register_dataset_formats(register) -> None:
+    for fmt in ALL_FORMATS:
+        register(fmt)

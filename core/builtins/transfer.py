@@ -1,0 +1,84 @@
+"""Transfer strategies ``single-domain`` (one model per domain) and ``joint`` (one for all).
+
+Strategies also know how to save and reload the per-domain models they produce, so a finished
+run can answer ``mtrec recommend``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from mtrec.components import Params
+from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text
+from mtrec.training.stage import Stage, combine_by_count, combine_equally
+
+if TYPE_CHECKING:
+    from mtrec.run_context import RunContext
+
+
+class ModelSetStrategy:
+    """Saves each distinct model once, with a domain -> file map."""
+
+    def save(self, models: dict[int, nn.Module], directory: Path) -> None:
+        files: dict[int, str] = {}
+        saved: dict[int, str] = {}
+        for domain, model in models.items():
+            if id(model) not in saved:
+                name = f"model-{len(saved)}.pt"
+                atomic_torch_save(model.state_dict(), directory / name)
+                saved[id(model)] = name
+            files[domain] = saved[id(model)]
+        atomic_write_text(directory / "models.json", json.dumps({str(d): f for d, f in files.items()}))
+
+    def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
+        files = {int(d): f for d, f in json.loads((directory / "models.json").read_text()).items()}
+        built: dict[str, nn.Module] = {}
+        for name in sorted(set(files.values())):
+            model = run.build_encoder()
+            model.load_state_dict(torch.load(directory / name, map_location=run.device))
+            built[name] = model.eval()
+        return {d: built[f] for d, f in files.items()}
+
+
+class SingleDomainParams(Params):
+    pass
+
+
+class SingleDomain(ModelSetStrategy):
+    """One model per domain, each trained and early-stopped on its own domain only."""
+
+    def __init__(self, params: SingleDomainParams, run: "RunContext | None" = None) -> None:
+        self.params = params
+
+    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+        models = {}
+        for d in run.all_domains:
+            model = run.build_encoder()
+            run.train_stage(model, Stage(name=f"single:{run.dataset.domains[d]}", domains=[d]))
+            models[d] = model
+        return models
+
+
+class JointParams(Params):
+    domain_weighting: Literal["examples", "equal"] = Field(
+        "examples", description="'examples': every training example weighs the same; 'equal': every domain does."
+    )
+
+
+class Joint(ModelSetStrategy):
+    """One model trained on the union of all domains, early-stopped on their average."""
+
+    def __init__(self, params: JointParams, run: "RunContext | None" = None) -> None:
+        self.params = params
+
+    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+        model = run.build_encoder()
+        combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
+        run.train_stage(model, Stage(name="joint", domains=run.all_domains, combine=combine))
+        return {d: model for d in run.all_domains}

@@ -1,0 +1,211 @@
+"""The four component kinds, their contracts, and the catalogue of registered components.
+
+Every method is a combination of four parts:
+
+* **identifier** (:class:`ItemIdentifier`): item -> token tuple (atomic, semantic, textual ids);
+* **encoder** (:class:`Encoder`): the sequence model, discriminative or generative;
+* **transfer** (:class:`TransferStrategy`): which stages run, on which domains, training what;
+* **decoder** (:class:`Decoder`): model output -> a ranking over the target domain's items.
+
+Compatibility is declared, not special-cased: a component *provides* capabilities and *requires*
+capabilities of the other kinds (for example the ``trie-beam`` decoder requires an encoder that
+provides ``generative`` and an identifier that provides ``trie``).  The engine checks these before
+any work starts and names the part that is missing what.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+if TYPE_CHECKING:
+    from mtrec.run_context import RunContext
+
+KINDS = ("identifier", "encoder", "transfer", "decoder")
+Kind = Literal["identifier", "encoder", "transfer", "decoder"]
+
+
+class Params(BaseModel):
+    """Base of every component's params model: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: Kind
+    name: str
+    factory: Callable[..., Any]
+    params: type[BaseModel] = Params
+    description: str = ""
+    provides: frozenset[str] = frozenset()
+    requires: dict[str, frozenset[str]] = field(default_factory=dict)
+    plugin: str = ""  # filled in by the plugin manager: the registering plugin's name
+    distribution: str = ""  # ... and its distribution and version, for the registry
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"component kind must be one of {KINDS}, not {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    config: dict[str, Any]
+    quick: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+    plugin: str = ""
+    distribution: str = ""
+    version: str = ""
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+@runtime_checkable
+class ItemIdentifier(Protocol):
+    """Turns items into the tokens a model sees.
+
+    ``item_tokens`` is a ``[n_items + 1, L]`` tensor of token ids (row 0 is padding); every item's
+    row is unique within its domain.  ``vocab_size`` bounds the token ids.  Identifiers that
+    provide ``trie`` also expose ``domain_tokens(domain) -> [n_domain_items, L]`` aligned with
+    ``dataset.domain_items[domain]`` for constrained decoding.
+    """
+
+    vocab_size: int
+
+    def fit(self, run: "RunContext") -> None: ...
+
+    def item_tokens(self) -> torch.Tensor: ...
+
+    def save(self, directory: Path) -> None: ...
+
+    def load(self, directory: Path) -> None: ...
+
+
+class Encoder(nn.Module):
+    """Base class of sequence models.
+
+    Subclasses set ``family`` and implement:
+
+    * ``train_tensors(run, domains) -> dict[str, Tensor]``: the training examples of the given
+      domains as tensors sharing their first dimension; the trainer shuffles and slices them;
+    * ``loss(batch) -> dict[str, Tensor]``: one scalar loss per domain name (keys may carry a task
+      prefix, e.g. ``"cross/Arts"``) so transfer strategies can reweight them without knowing the
+      model;
+    * discriminative encoders: ``score(batch, candidates) -> [B, C]`` for candidates ``[C]`` shared
+      by the batch or ``[B, C]`` per example;
+    * generative encoders: whatever their decoders require (see the decoder's docstring).
+
+    Evaluation batches are dicts with ``history`` (single-domain view, ``[B, T]`` left-padded),
+    ``history_cross`` (cross-domain view), ``target`` ``[B]``, ``domain`` ``[B]`` and ``user`` ``[B]``.
+    """
+
+    family: ClassVar[str] = "discriminative"
+
+    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def score(self, batch: dict[str, torch.Tensor], candidates: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+@dataclass
+class Ranking:
+    """A decoder's answer for a batch: exactly one of the two fields is set.
+
+    ``scores`` ``[B, C]`` aligns with the candidates passed in (exact ranks follow from it);
+    ``topk`` ``[B, K]`` holds global item ids best first (0 pads short lists) for decoders that
+    only produce a list (beam search, approximate indexes); a target absent from it is a miss.
+    """
+
+    scores: torch.Tensor | None = None
+    topk: torch.Tensor | None = None
+
+
+class Decoder(Protocol):
+    def rank(self, model: nn.Module, batch: dict[str, torch.Tensor], candidates: torch.Tensor, k: int) -> Ranking:
+        """Rank ``candidates`` (``[C]`` shared or ``[B, C]`` per example) for each example.
+
+        ``k`` is the longest list the evaluation needs; decoders that return ``topk`` return at
+        least ``k`` items where the domain has that many.
+        """
+        ...
+
+
+class TransferStrategy(Protocol):
+    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+        """Plan and run the training stages; return the model to use for each domain index."""
+        ...
+
+
+# --------------------------------------------------------------------------- catalogue
+
+
+class Catalogue:
+    """Registered components by kind and name, and recipes by name."""
+
+    def __init__(self) -> None:
+        self.components: dict[str, dict[str, Component]] = {kind: {} for kind in KINDS}
+        self.recipes: dict[str, Recipe] = {}
+
+    def add_component(self, component: Component) -> None:
+        existing = self.components[component.kind].get(component.name)
+        if existing is not None:
+            raise ValueError(
+                f"{component.kind} {component.name!r} is registered twice "
+                f"(by {existing.plugin} and {component.plugin})"
+            )
+        self.components[component.kind][component.name] = component
+
+    def add_recipe(self, recipe: Recipe) -> None:
+        existing = self.recipes.get(recipe.name)
+        if existing is not None:
+            raise ValueError(f"recipe {recipe.name!r} is registered twice (by {existing.plugin} and {recipe.plugin})")
+        self.recipes[recipe.name] = recipe
+
+    def get(self, kind: str, name: str) -> Component:
+        from mtrec.errors import ConfigError
+
+        try:
+            return self.components[kind][name]
+        except KeyError:
+            known = ", ".join(sorted(self.components[kind])) or "none"
+            raise ConfigError(f"{kind}.name: unknown {kind} {name!r}; registered: {known}") from None
+
+    def recipe(self, name: str) -> Recipe:
+        from mtrec.errors import ConfigError
+
+        try:
+            return self.recipes[name]
+        except KeyError:
+            known = ", ".join(sorted(self.recipes)) or "none"
+            raise ConfigError(
+                f"unknown recipe {name!r} (--plugin selects a recipe); registered: {known}. "
+                "`mtrec plugins list` shows which plugins loaded."
+            ) from None
+
+    def check_compatible(self, chosen: dict[str, Component]) -> None:
+        """Raise ConfigError naming the first part whose requirements another part does not meet."""
+        from mtrec.errors import ConfigError
+
+        for kind, component in chosen.items():
+            for other_kind, needed in component.requires.items():
+                other = chosen[other_kind]
+                missing = set(needed) - set(other.provides)
+                if missing:
+                    provided = ", ".join(sorted(other.provides)) or "nothing"
+                    article = "an" if other_kind[0] in "aeiou" else "a"
+                    raise ConfigError(
+                        f"{kind} {component.name!r} needs {article} {other_kind} that provides "
+                        f"{', '.join(sorted(missing))}; {other_kind} {other.name!r} provides {provided}"
+                    )

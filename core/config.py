@@ -1,0 +1,219 @@
+"""Run configuration: recipe defaults <- ``--quick`` profile <- config file <- ``--set`` overrides.
+
+Every layer is a nested mapping merged key by key.  The result is validated twice: the run-level
+sections against :class:`RunConfig`, then each component's ``params`` against the params model the
+component registered.  When a layer changes a component's ``name``, the params the earlier layers
+gave the old component are dropped (they belong to another model), so
+``--set encoder.name=gru4rec`` starts from the new encoder's own defaults.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mtrec.components import KINDS, Catalogue, Component
+from mtrec.errors import ConfigError
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ComponentChoice(Section):
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    from_run: str | None = Field(
+        None, description="Reuse this component's fitted artifact from an earlier run in the registry."
+    )
+
+
+class DataConfig(Section):
+    max_len: int = Field(20, ge=1, description="Most recent history items a model sees.")
+
+
+class TrainingConfig(Section):
+    epochs: int = Field(200, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    batch_size: int = Field(256, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    patience: int = Field(10, ge=1, description="Epochs without validation gain before stopping.")
+    eval_every: int = Field(1, ge=1, description="Validate every N epochs.")
+    select_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
+    max_grad_norm: float | None = Field(None, gt=0)
+    amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
+    compile: bool = Field(False, description="torch.compile the model on CUDA.")
+    max_train_examples: int | None = Field(None, ge=1, description="Cap on training examples (tiny profiles).")
+
+
+class EvaluationConfig(Section):
+    protocol: Literal["full", "sampled"] = "full"
+    ks: list[int] = Field(default_factory=lambda: [5, 10])
+    negatives: int = Field(99, ge=1, description="Negatives per target under the sampled protocol.")
+    batch_size: int = Field(512, ge=1)
+    filter_history: bool = Field(False, description="Drop items already in the history from the ranking.")
+    valid_max_users: int | None = Field(
+        None, ge=1,
+        description="Validate on a seeded sample of this many users per domain (speed); the test split always uses every user.",
+    )
+
+
+class RunConfig(Section):
+    recipe: str
+    name: str | None = None
+    dataset: str | None = Field(None, description="Spec file, dataset folder, or bundled dataset name.")
+    seed: int = 2024
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    identifier: ComponentChoice
+    encoder: ComponentChoice
+    transfer: ComponentChoice
+    decoder: ComponentChoice
+    data: DataConfig = Field(default_factory=DataConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+
+    def config_hash(self) -> str:
+        canonical = json.dumps(self.model_dump(mode="json", exclude={"name"}), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------- layers
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10
+                import tomli as tomllib
+            data = tomllib.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
+    except Exception as exc:
+        raise ConfigError(f"{path}: cannot parse: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys at the top level")
+    return data
+
+
+def parse_set(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["encoder.params.layers=4", "evaluation.ks=[5,10]"]`` -> nested mapping (YAML values)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set training.epochs=5")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {item!r}: {part} is set to a value and also used as a section")
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict[str, Any], layer: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in layer.items():
+        if key in KINDS and isinstance(value, dict) and isinstance(out.get(key), dict):
+            old = out[key]
+            if "name" in value and value["name"] != old.get("name"):
+                old = {k: v for k, v in old.items() if k not in ("params", "from_run")}
+            out[key] = merge(old, value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+class ResolvedConfig:
+    """A validated RunConfig with each component's params model instance."""
+
+    def __init__(self, config: RunConfig, components: dict[str, Component], params: dict[str, BaseModel]):
+        self.config = config
+        self.components = components
+        self.params = params
+
+
+def resolve(
+    catalogue: Catalogue,
+    recipe_name: str,
+    *,
+    config_file: str | Path | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    quick: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> ResolvedConfig:
+    recipe = catalogue.recipe(recipe_name)
+    layers: list[dict[str, Any]] = [{"recipe": recipe.name}, recipe.config]
+    if quick:
+        layers.append(recipe.quick)
+    if config_file is not None:
+        file_layer = read_config_file(config_file)
+        if "recipe" in file_layer and file_layer["recipe"] != recipe.name:
+            raise ConfigError(
+                f"{config_file}: recipe {file_layer['recipe']!r} differs from --plugin {recipe.name!r}"
+            )
+        layers.append(file_layer)
+    if extra:
+        layers.append(extra)
+    layers.append(parse_set(overrides))
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        merged = merge(merged, layer)
+    return validate(catalogue, merged)
+
+
+def validate(catalogue: Catalogue, merged: dict[str, Any]) -> ResolvedConfig:
+    try:
+        config = RunConfig.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc)) from None
+    components: dict[str, Component] = {}
+    params: dict[str, BaseModel] = {}
+    for kind in KINDS:
+        choice: ComponentChoice = getattr(config, kind)
+        component = catalogue.get(kind, choice.name)
+        try:
+            params[kind] = component.params.model_validate(choice.params)
+        except ValidationError as exc:
+            raise ConfigError(format_errors(exc, prefix=f"{kind}.params", what=f"{kind} {choice.name!r}")) from None
+        choice.params = params[kind].model_dump(mode="json")
+        components[kind] = component
+    catalogue.check_compatible(components)
+    for k in config.evaluation.ks:
+        if k < 1:
+            raise ConfigError(f"evaluation.ks: every k must be >= 1, got {k}")
+    return ResolvedConfig(config, components, params)
+
+
+def format_errors(exc: ValidationError, prefix: str = "", what: str = "config") -> str:
+    lines = [f"invalid {what}:"]
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"])
+        key = f"{prefix}.{loc}" if prefix and loc else (prefix or loc)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        got = "" if err["type"] in ("extra_forbidden", "missing") else f" (got {err.get('input')!r})"
+        lines.append(f"  {key}: {msg}{got}")
+    return "\n".join(lines)

@@ -1,0 +1,178 @@
+"""Plain CSV / TSV interactions, with an optional item table.
+
+``path`` is the interactions file or a folder holding ``interactions.csv`` (or ``.tsv``) and,
+optionally, ``items.csv`` (or ``.tsv``).  Both files need a header line.
+
+Interactions: one row per interaction, columns named by the options ``user_column`` (``user``),
+``item_column`` (``item``), ``time_column`` (``timestamp``; used when the column exists: numbers
+or ISO dates, stable sort) and ``domain_column`` (``domain``; when absent every row belongs to
+the spec's ``domain``, else to the file's stem).  Without a time column the file order is the
+chronological order.
+
+Items (optional): ``item_id_column`` (``item``) and, if present, ``domain_column``; every other
+column (or just ``text_columns`` when given) is a text field kept under its own name.  With an
+item table every interaction must name a listed item; without one items have no text.
+
+``delimiter`` defaults to a tab for ``.tsv`` / ``.tab`` files and a comma otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from mtrec.data.formats import DatasetFormat, ImportedSource
+from mtrec.data.formats._io import check_options, iter_lines, parse_time, require_file, unknown_item
+from mtrec.errors import DataError
+
+DEFAULTS = {
+    "interactions": None,  # file name inside the folder (default interactions.csv / .tsv)
+    "items": None,  # item table file name (default items.csv / .tsv when present; false = none)
+    "delimiter": None,
+    "user_column": "user",
+    "item_column": "item",
+    "time_column": "timestamp",
+    "domain_column": "domain",
+    "item_id_column": "item",
+    "text_columns": None,
+}
+
+
+def _delimiter(file: Path, opt: str | None) -> str:
+    if opt is not None:
+        if not isinstance(opt, str) or len(opt) != 1:
+            raise DataError(f"option delimiter must be one character, got {opt!r}", path=file)
+        return opt
+    name = file.name[:-3] if file.name.endswith(".gz") else file.name
+    return "\t" if name.endswith((".tsv", ".tab")) else ","
+
+
+def _rows(file: Path, delimiter: str):
+    """(line, header, row) for every data row; the header is required, column counts checked."""
+    reader = csv.reader((text + "\n" for _, text in iter_lines(file)), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise DataError("empty file: a header line naming the columns is required", path=file)
+    header = [h.strip() for h in header]
+    for row in reader:
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        if len(row) != len(header):
+            raise DataError(
+                f"expected {len(header)} columns ({', '.join(header)}), found {len(row)}",
+                path=file,
+                line=reader.line_num,
+            )
+        yield reader.line_num, header, row
+
+
+def _col(header: list[str], name: str, option: str, file: Path) -> int:
+    if name not in header:
+        raise DataError(
+            f"no column {name!r} (columns: {', '.join(header)}); set the source option {option}", path=file, line=1
+        )
+    return header.index(name)
+
+
+def _find(folder: Path, stem: str) -> Path | None:
+    for suffix in (".csv", ".tsv", ".csv.gz", ".tsv.gz"):
+        if (folder / f"{stem}{suffix}").is_file():
+            return folder / f"{stem}{suffix}"
+    return None
+
+
+def read_csv(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
+    path = Path(path)
+    opts = check_options("csv", options, DEFAULTS, path=path)
+    if path.is_file():
+        inter_file, folder = path, path.parent
+    else:
+        folder = path
+        if opts["interactions"]:
+            inter_file = require_file(folder / opts["interactions"], "interactions")
+        else:
+            found = _find(folder, "interactions")
+            if found is None:
+                raise DataError("missing required file: no interactions.csv or interactions.tsv in this folder", path=folder)
+            inter_file = found
+    if opts["items"] is False:
+        item_file = None
+    elif opts["items"]:
+        item_file = require_file(folder / opts["items"], "item table")
+    else:
+        item_file = _find(folder, "items")
+    default_domain = domain or inter_file.name.split(".")[0]
+
+    # ---- item table
+    fields_of: dict[tuple[str | None, str], dict[str, str]] | None = None
+    item_has_domain = False
+    if item_file is not None:
+        fields_of = {}
+        delim = _delimiter(item_file, opts["delimiter"])
+        id_col = dom_col = None
+        text_cols: list[tuple[int, str]] = []
+        for lineno, header, row in _rows(item_file, delim):
+            if id_col is None:
+                id_col = _col(header, opts["item_id_column"], "item_id_column", item_file)
+                item_has_domain = opts["domain_column"] in header
+                dom_col = header.index(opts["domain_column"]) if item_has_domain else None
+                if opts["text_columns"] is not None:
+                    text_cols = [(_col(header, c, "text_columns", item_file), c) for c in opts["text_columns"]]
+                else:
+                    text_cols = [(i, h) for i, h in enumerate(header) if i not in (id_col, dom_col)]
+            raw = row[id_col].strip()
+            if not raw:
+                raise DataError("empty item id", path=item_file, line=lineno)
+            key = (row[dom_col].strip() if item_has_domain else None, raw)
+            if key in fields_of:
+                where = f" in domain {key[0]!r}" if item_has_domain else ""
+                raise DataError(f"duplicate item id {raw!r}{where} in the item table", path=item_file, line=lineno)
+            fields_of[key] = {name: row[i].strip() for i, name in text_cols}
+
+    # ---- interactions
+    delim = _delimiter(inter_file, opts["delimiter"])
+    events: dict[str, list[tuple[float, tuple[str, str]]]] = {}
+    items: dict[str, dict[str, dict[str, str]]] = {}
+    cols = None
+    for lineno, header, row in _rows(inter_file, delim):
+        if cols is None:
+            cols = {
+                "user": _col(header, opts["user_column"], "user_column", inter_file),
+                "item": _col(header, opts["item_column"], "item_column", inter_file),
+                "time": header.index(opts["time_column"]) if opts["time_column"] in header else None,
+                "domain": header.index(opts["domain_column"]) if opts["domain_column"] in header else None,
+            }
+        user, raw = row[cols["user"]].strip(), row[cols["item"]].strip()
+        if not user or not raw:
+            raise DataError("empty user or item id", path=inter_file, line=lineno)
+        dom = row[cols["domain"]].strip() if cols["domain"] is not None else default_domain
+        if not dom:
+            raise DataError(f"empty {opts['domain_column']!r}", path=inter_file, line=lineno)
+        table = items.setdefault(dom, {})
+        if raw not in table:
+            if fields_of is None:
+                table[raw] = {}
+            else:
+                key = (dom if item_has_domain else None, raw)
+                if key not in fields_of:
+                    raise unknown_item(raw, user, table=item_file, path=inter_file, line=lineno)
+                table[raw] = fields_of[key]
+        t = 0.0
+        if cols["time"] is not None:
+            t = parse_time(row[cols["time"]], path=inter_file, line=lineno, column=opts["time_column"])
+        events.setdefault(user, []).append((t, (dom, raw)))
+    sequences = {u: [x for _, x in sorted(ev, key=lambda e: e[0])] for u, ev in events.items()}
+    return ImportedSource(items=items, sequences=sequences)
+
+
+def detect(path: Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and _find(path, "interactions") is not None
+
+
+FORMAT = DatasetFormat(
+    name="csv",
+    reader=read_csv,
+    description="CSV/TSV interactions (user, item[, timestamp][, domain]; header required) + optional items table",
+    detect=detect,
+)

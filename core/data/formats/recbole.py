@@ -1,0 +1,150 @@
+"""RecBole atomic files: ``<name>.inter`` (+ optional ``<name>.item``).
+
+Tab-separated, first line a typed header ``field:type`` (``token``, ``token_seq``, ``float``,
+``float_seq``).  Interactions need a user and an item column (``user_id`` / ``item_id`` unless the
+options say otherwise); a ``timestamp`` column, when present, orders each user's interactions
+(stable: equal times keep file order), otherwise file order is kept.
+
+Item text comes from the ``.item`` file's ``token`` / ``token_seq`` columns, each kept under its
+own name, except that the title column (``title_field``; by default the first of ``title``,
+``movie_title``, ``item_title``, ``name`` present) is stored as ``title``.  Without an ``.item``
+file items have no text.  Single domain: the spec's ``domain``, else ``<name>``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mtrec.data.formats import DatasetFormat, ImportedSource
+from mtrec.data.formats._io import check_options, find_one, iter_lines, parse_time, sort_by_time, unknown_item
+from mtrec.errors import DataError
+
+DEFAULTS = {
+    "name": None,  # <name> of <name>.inter when the folder holds several
+    "user_field": "user_id",
+    "item_field": "item_id",
+    "time_field": "timestamp",
+    "title_field": None,
+}
+TITLE_CANDIDATES = ("title", "movie_title", "item_title", "name")
+TEXT_TYPES = {"token", "token_seq"}
+
+
+def _header(line: str, *, path: Path) -> list[tuple[str, str]]:
+    fields = []
+    for col, cell in enumerate(line.split("\t"), 1):
+        name, sep, typ = cell.strip().rpartition(":")
+        if not sep or not name or not typ:
+            raise DataError(
+                f"header column {col} is {cell!r}; RecBole headers are name:type (e.g. user_id:token)",
+                path=path,
+                line=1,
+            )
+        fields.append((name, typ))
+    return fields
+
+
+def _rows(path: Path):
+    """Yield (line, header, cells) for each data row; the column count is checked."""
+    header = None
+    for lineno, text in iter_lines(path):
+        if header is None:
+            header = _header(text, path=path)
+            continue
+        if not text.strip():
+            continue
+        cells = text.split("\t")
+        if len(cells) != len(header):
+            raise DataError(
+                f"expected {len(header)} tab-separated columns ({', '.join(n for n, _ in header)}), found {len(cells)}",
+                path=path,
+                line=lineno,
+            )
+        yield lineno, header, cells
+    if header is None:
+        raise DataError("empty file: expected a header line name:type", path=path)
+
+
+def _column(header: list[tuple[str, str]], name: str, *, path: Path, option: str) -> int:
+    names = [n for n, _ in header]
+    if name not in names:
+        raise DataError(
+            f"no column {name!r} (columns: {', '.join(names)}); set the source option {option}", path=path, line=1
+        )
+    return names.index(name)
+
+
+def read_recbole(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
+    path = Path(path)
+    opts = check_options("recbole", options, DEFAULTS, path=path)
+    if path.is_file():
+        if path.suffix != ".inter":
+            raise DataError("a recbole source is a folder or a <name>.inter file", path=path)
+        inter_file, stem = path, path.stem
+    else:
+        inter_file, stem = find_one(path, ".inter", name=opts["name"], what="RecBole interactions")
+    item_file = inter_file.with_name(stem + ".item")
+    domain = domain or stem
+
+    table: dict[str, dict[str, str]] | None = None
+    if item_file.is_file():
+        table = {}
+        item_col = text_cols = None
+        for lineno, header, cells in _rows(item_file):
+            if item_col is None:
+                item_col = _column(header, opts["item_field"], path=item_file, option="item_field")
+                names = [n for n, _ in header]
+                title = opts["title_field"]
+                if title is not None and title not in names:
+                    raise DataError(
+                        f"no column {title!r} for title_field (columns: {', '.join(names)})", path=item_file, line=1
+                    )
+                if title is None:
+                    title = next((c for c in TITLE_CANDIDATES if c in names), None)
+                text_cols = [
+                    (i, "title" if n == title else n)
+                    for i, (n, t) in enumerate(header)
+                    if i != item_col and t in TEXT_TYPES
+                ]
+            raw = cells[item_col].strip()
+            if raw in table:
+                raise DataError(f"duplicate item id {raw!r} in the item table", path=item_file, line=lineno)
+            table[raw] = {name: cells[i].strip() for i, name in text_cols}
+
+    events: dict[str, list[tuple[float, tuple[str, str]]]] = {}
+    has_time = None
+    user_col = item_col = time_col = None
+    items_seen: dict[str, dict[str, str]] = {}
+    for lineno, header, cells in _rows(inter_file):
+        if user_col is None:
+            user_col = _column(header, opts["user_field"], path=inter_file, option="user_field")
+            item_col = _column(header, opts["item_field"], path=inter_file, option="item_field")
+            has_time = opts["time_field"] in [n for n, _ in header]
+            time_col = _column(header, opts["time_field"], path=inter_file, option="time_field") if has_time else None
+        user, raw = cells[user_col].strip(), cells[item_col].strip()
+        if not user or not raw:
+            raise DataError("empty user or item id", path=inter_file, line=lineno)
+        if table is not None:
+            if raw not in table:
+                raise unknown_item(raw, user, table=item_file, path=inter_file, line=lineno)
+        else:
+            items_seen.setdefault(raw, {})
+        t = parse_time(cells[time_col], path=inter_file, line=lineno, column=opts["time_field"]) if has_time else 0.0
+        events.setdefault(user, []).append((t, (domain, raw)))
+    sequences = {u: sort_by_time(ev) for u, ev in events.items()}
+    return ImportedSource(items={domain: table if table is not None else items_seen}, sequences=sequences)
+
+
+def detect(path: Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and len([p for p in path.glob("*.inter") if p.is_file()]) == 1 and not any(
+        path.glob("*.train.inter")
+    )
+
+
+FORMAT = DatasetFormat(
+    name="recbole",
+    reader=read_recbole,
+    description="RecBole atomic files: <name>.inter (user_id, item_id[, timestamp]) + optional <name>.item text",
+    detect=detect,
+)

@@ -1,0 +1,1 @@
+"""Evaluation: candidate protocols, rank-based metrics and the per-domain report."""

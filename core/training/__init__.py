@@ -1,0 +1,1 @@
+"""Training: stages planned by transfer strategies, the shared loop, checkpoints, devices."""

@@ -1,0 +1,72 @@
+"""What a transfer strategy plans: stages, and how per-domain losses combine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+
+
+@dataclass
+class DomainLoss:
+    """An encoder's loss for one batch, kept apart by domain (and task).
+
+    ``losses[key]`` is the mean loss over ``counts[key]`` examples; keys are domain names,
+    optionally prefixed by a task (``"single/Arts"``, ``"cross/Arts"``).  Keeping them apart lets a
+    transfer strategy (e.g. negative-transfer-gap weighting) reweight domains without knowing the
+    model.  ``extra`` holds auxiliary terms already weighted by the encoder (regularisers, mutual
+    information losses); they are added as they are.
+    """
+
+    losses: dict[str, torch.Tensor]
+    counts: dict[str, int]
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def combine_by_count(loss: DomainLoss) -> torch.Tensor:
+    """Mean over all examples of all domains (what one model on the union of domains minimises)."""
+    total = sum(loss.counts.values())
+    combined = sum(value * (loss.counts[key] / total) for key, value in loss.losses.items())
+    return combined + sum(loss.extra.values())
+
+
+def combine_equally(loss: DomainLoss) -> torch.Tensor:
+    """Each domain (key) weighs the same, however many examples it has."""
+    combined = sum(loss.losses.values()) / len(loss.losses)
+    return combined + sum(loss.extra.values())
+
+
+@dataclass
+class Stage:
+    """One training stage.
+
+    ``domains`` are the domain indices whose training data the stage sees and whose validation
+    metrics select its best epoch.  ``parameters`` picks what trains (default: every parameter
+    with ``requires_grad``).  ``combine`` turns a :class:`DomainLoss` into the scalar to minimise;
+    a combiner that is an ``nn.Module`` has its own parameters trained alongside the model.
+    Training hyper-parameters not given fall back to the run's ``training`` section.
+    """
+
+    name: str
+    domains: list[int]
+    parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
+    combine: Callable[[DomainLoss], torch.Tensor] = combine_by_count
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    weight_decay: float | None = None
+    patience: int | None = None
+    validate: bool = True
+
+
+@dataclass
+class StageResult:
+    name: str
+    best_epoch: int
+    best_value: float
+    epochs_run: int
+    seconds: float
+    seconds_per_epoch: float
+    history: list[dict] = field(default_factory=list)  # per validated epoch: {"epoch", "loss", metric...}
