@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import socket
+from contextlib import contextmanager, nullcontext
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -80,8 +81,8 @@ def execute_run(
     atomic_write_text(run_dir / "config.json", json.dumps(config.model_dump(mode="json"), indent=2))
 
     run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id, progress=progress)
-    tracker = registry.track(run_id) if registry is not None else _nullcontext()
-    with tracker:
+    tracker = registry.track(run_id) if registry is not None else nullcontext()
+    with tracker, _report_end(plugins, run):
         seed_everything(config.seed, device)
         plugins.notify("mtrec_on_run_start", run=run)
         run.identifier = prepare_identifier(run)
@@ -102,8 +103,22 @@ def execute_run(
         atomic_write_text(run_dir / "metrics.json", json.dumps(outcome_json(outcome), indent=2))
         if registry is not None:
             registry.set_status(run_id, "finished")
-        plugins.notify("mtrec_on_run_end", run=run, status="finished", metrics=test.flat())
+        run.end_metrics = test.flat()
     return outcome
+
+
+@contextmanager
+def _report_end(plugins: Plugins, run: RunContext) -> Iterator[None]:
+    """Tell ``mtrec_on_run_end`` hooks how the run ended, whatever ended it."""
+    try:
+        yield
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into RunInterrupted by the registry
+        plugins.notify("mtrec_on_run_end", run=run, status="interrupted", metrics={})
+        raise
+    except Exception:
+        plugins.notify("mtrec_on_run_end", run=run, status="failed", metrics={})
+        raise
+    plugins.notify("mtrec_on_run_end", run=run, status="finished", metrics=run.end_metrics)
 
 
 def prepare_identifier(run: RunContext) -> Any:
@@ -141,9 +156,3 @@ def outcome_json(outcome: RunOutcome) -> dict:
     }
 
 
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None

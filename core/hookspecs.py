@@ -102,15 +102,24 @@ def mtrec_on_run_start(run: "RunContext") -> None:
 def mtrec_on_stage_end(run: "RunContext", stage: str, metrics: dict[str, Any]) -> None:
     """Called when a training stage ends (after its best checkpoint is restored).
 
-    ``stage`` is the stage's name (e.g. ``"joint"``, ``"lora:Arts"``); ``metrics`` maps metric keys
-    such as ``"valid/Arts/ndcg@10"`` to the stage's best validation values.
+    ``run`` is the :class:`mtrec.run_context.RunContext` of the run in progress; ``stage`` is the
+    stage's name (e.g. ``"joint"``, ``"lora:Arts"``); ``metrics`` holds ``best_epoch``,
+    ``best_value`` (the best validation ``training.select_metric``) and ``seconds``.
+
+    Example::
+
+        @hookimpl
+        def mtrec_on_stage_end(run, stage, metrics):
+            print(f"{run.run_id} {stage}: best epoch {metrics['best_epoch']}")
     """
 
 
 @hookspec
 def mtrec_on_run_end(run: "RunContext", status: str, metrics: dict[str, Any]) -> None:
-    """Called once when the run ends.
+    """Called once when a run ends: finished, failed (an exception) or interrupted (Ctrl-C, SIGTERM).
 
-    ``status`` is ``"finished"``, ``"failed"`` or ``"interrupted"``; ``metrics`` holds the test
-    metrics for a finished run (keys like ``"test/average/ndcg@10"``) and is empty otherwise.
+    ``run`` is the run's :class:`mtrec.run_context.RunContext`; ``status`` is ``"finished"``,
+    ``"failed"`` or ``"interrupted"``; ``metrics`` holds the test metrics of a finished run (keys
+    like ``"test/average/ndcg@10"``) and is empty otherwise.  The hook runs before the exception
+    of a failed or interrupted run propagates.
     """

@@ -53,6 +53,7 @@ class RunContext:
         self._examples: dict[tuple[str, tuple[int, ...]], dict[str, np.ndarray]] = {}
         self._stages = 0
         self._decoder: Any = None
+        self.end_metrics: dict[str, float] = {}
 
     # ------------------------------------------------------------------ properties
     @property

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from .errors import RegistryError, RunInterrupted
 from .models import STATUSES, TERMINAL_STATUSES
-from .store import ENV_URL, Registry, default_url, file_digest, mask_url, open_registry, resolve_url
+from .store import ENV_URL, Registry, default_url, file_digest, mask_url, normalize_url, open_registry, resolve_url
 
 __all__ = [
     "ENV_URL",
@@ -35,6 +35,7 @@ __all__ = [
     "default_url",
     "file_digest",
     "mask_url",
+    "normalize_url",
     "open_registry",
     "resolve_url",
 ]

@@ -22,7 +22,7 @@ from mtrec.errors import UserError
 
 from . import report
 from .models import STATUSES
-from .store import Registry, mask_url, open_registry, resolve_url
+from .store import Registry, mask_url, normalize_url, open_registry, resolve_url
 
 _REGISTRY_KEY = "mtrec.registry.url"
 
@@ -337,8 +337,7 @@ def tag_cmd(run_id, tags, remove, registry_url) -> None:
 @_registry_option
 def where_cmd(verbose, registry_url) -> None:
     """Print the registry URL (password masked); does not create the database."""
-    url = resolve_url(_url(registry_url))
-    click.echo(mask_url(url))
+    click.echo(mask_url(normalize_url(resolve_url(_url(registry_url)))))
     if verbose:
         reg = _open(registry_url)
         if reg.sqlite_path is not None:

@@ -111,15 +111,18 @@ def _check(connection: Connection, display_url: str) -> str | None:
 def upgrade(engine: Engine, display_url: str, target: str = "head") -> bool:
     """Migrate the database behind ``engine`` to ``target``; return whether anything ran."""
     head = head_revision() if target == "head" else target
+    # Fast path, without a lock: the usual case is a database already at head.  Nothing is
+    # concluded from anything else seen here: another process may be migrating right now
+    # (and under READ COMMITTED two statements may see before and after its commit).
     with engine.connect() as conn:
-        current = _check(conn, display_url)
+        current = current_revision(conn)
         conn.rollback()
     if current == head:
         return False
     with engine.execution_options(mtrec_sqlite_begin="IMMEDIATE").begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_LOCK_KEY})")
-        # Another process may have migrated (or done something odd) while we waited.
+        # Under the lock: whoever migrated before us has committed; check what is there now.
         current = _check(conn, display_url)
         if current == head:
             return False

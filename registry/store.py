@@ -74,6 +74,17 @@ def mask_url(url: str | URL) -> str:
         return "<invalid URL>"
 
 
+def normalize_url(url: str | URL) -> URL:
+    """Parse a registry URL; plain ``postgresql://`` (or ``postgres://``) means psycopg 3."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise RegistryError(f"not a database URL: {url!r} ({exc})") from None
+    if parsed.drivername in ("postgresql", "postgres"):  # psycopg 3 is the supported driver
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
 def _sqlite_file(url: URL) -> Path | None:
     db = url.database
     if url.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
@@ -182,12 +193,7 @@ class Registry:
     """
 
     def __init__(self, url: str | URL, *, migrate_schema: bool = True) -> None:
-        try:
-            self._url = url if isinstance(url, URL) else make_url(url)
-        except (ArgumentError, ValueError) as exc:
-            raise RegistryError(f"not a database URL: {url!r} ({exc})") from None
-        if self._url.drivername in ("postgresql", "postgres"):  # psycopg 3 is the supported driver
-            self._url = self._url.set(drivername="postgresql+psycopg")
+        self._url = normalize_url(url)
         self.url: str = mask_url(self._url)
         self.sqlite_path: Path | None = _sqlite_file(self._url)
         if self.sqlite_path is not None:

@@ -45,3 +45,59 @@ def test_test_split_is_scored_once_after_training(plugins, tmp_path, monkeypatch
     assert calls[:-1] and set(calls[:-1]) == {"valid"}
     assert outcome.stages[0]["name"] == "joint"
     assert (outcome.run_dir / "models" / "models.json").is_file()
+
+
+class _Recorder:
+    """A plugin object implementing the lifecycle hooks."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+
+    from mtrec import hookimpl as _hookimpl
+
+    @_hookimpl
+    def mtrec_on_run_start(self, run):
+        self.events.append(("start", run.run_id))
+
+    @_hookimpl
+    def mtrec_on_stage_end(self, run, stage, metrics):
+        self.events.append(("stage", stage, metrics["best_epoch"]))
+
+    @_hookimpl
+    def mtrec_on_run_end(self, run, status, metrics):
+        self.events.append(("end", status, metrics.get("test/average/ndcg@10")))
+
+
+def test_lifecycle_hooks_see_start_stages_and_end(tmp_path):
+    plugins = Plugins().load()
+    recorder = _Recorder()
+    plugins.register_module(recorder, name="recorder")
+    outcome = execute_run(resolve(plugins.catalogue, "sasrec", quick=True, overrides=[*TINY, "transfer.name=joint"]),
+                          plugins, progress=False, output_root=tmp_path)
+    assert [e[0] for e in recorder.events] == ["start", "stage", "end"]
+    assert recorder.events[1][1] == "joint" and recorder.events[1][2] >= 1
+    assert recorder.events[2][1:] == ("finished", outcome.test.get("ndcg@10"))
+
+
+def test_failed_run_is_reported_and_a_raising_hook_is_named(tmp_path, monkeypatch):
+    from mtrec.builtins.transfer import Joint
+    from mtrec.errors import PluginError
+
+    plugins = Plugins().load()
+    recorder = _Recorder()
+    plugins.register_module(recorder, name="recorder")
+    monkeypatch.setattr(Joint, "execute", lambda self, run: (_ for _ in ()).throw(RuntimeError("disk on fire")))
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        execute_run(resolve(plugins.catalogue, "sasrec", quick=True, overrides=[*TINY, "transfer.name=joint"]),
+                    plugins, progress=False, output_root=tmp_path)
+    assert recorder.events[-1] == ("end", "failed", None)
+
+    class Raising:
+        @_Recorder._hookimpl
+        def mtrec_on_run_start(self, run):
+            raise ValueError("bad token")
+
+    plugins.register_module(Raising(), name="raising-plugin")
+    with pytest.raises(PluginError, match="plugin 'raising-plugin' raised inside mtrec_on_run_start: ValueError: bad token"):
+        execute_run(resolve(plugins.catalogue, "sasrec", quick=True, overrides=TINY), plugins, progress=False,
+                    output_root=tmp_path)

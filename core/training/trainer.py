@@ -55,8 +55,9 @@ def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResul
     tensors = {k: v.to(device) for k, v in tensors.items()}
 
     params = trainable_parameters(model, stage)
+    # One fused kernel on CUDA; multi-tensor ops on CPU (far fewer tiny kernels than per-parameter).
     fused = device.type == "cuda"
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused, foreach=not fused)
     loss_fn = torch.compile(model.loss) if (cfg.compile and device.type == "cuda") else model.loss
     generator = torch.Generator().manual_seed(run.seed + run.stage_counter())
     amp = run.autocast

@@ -3,12 +3,25 @@ processes can import it whatever pytest's import mode)."""
 
 from __future__ import annotations
 
+import os
 
-def write_runs(url: str, worker: int, n_runs: int, n_rows: int, batch: int, artifact_dir: str) -> list[str]:
+_barrier = None
+
+
+def init(barrier) -> None:
+    """Pool initializer: keep the barrier that makes every task start at the same time."""
+    global _barrier
+    _barrier = barrier
+    import mtrec.registry  # noqa: F401  (import once per process, before the clock matters)
+
+
+def write_runs(url: str, worker: int, n_runs: int, n_rows: int, batch: int, artifact_dir: str) -> tuple[int, list[str]]:
     from pathlib import Path
 
     from mtrec.registry import open_registry
 
+    if _barrier is not None:
+        _barrier.wait(timeout=60)  # all N tasks run at once, in N different processes
     reg = open_registry(url)  # all processes open (and maybe migrate) at once
     ids = []
     try:
@@ -32,4 +45,4 @@ def write_runs(url: str, worker: int, n_runs: int, n_rows: int, batch: int, arti
             ids.append(rid)
     finally:
         reg.close()
-    return ids
+    return os.getpid(), ids

@@ -7,6 +7,7 @@ import multiprocessing
 import sys
 from pathlib import Path
 
+import pytest
 from sqlalchemy import create_engine, text
 
 N_PROCS = 8
@@ -22,13 +23,25 @@ def _worker_module():
     return importlib.import_module("_registry_worker")
 
 
-def test_concurrent_writers_lose_no_row(registry_url, tmp_path):
+@pytest.fixture(scope="module")
+def pool():
+    """N spawned processes, shared by the backends (importing mtrec.registry in 8 fresh
+    interpreters is the slow part); a barrier starts each batch of tasks together."""
     worker = _worker_module()
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(N_PROCS) as pool:
-        results = pool.starmap(
-            worker.write_runs, [(registry_url, w, N_RUNS, N_ROWS, BATCH, str(tmp_path)) for w in range(N_PROCS)]
-        )
+    barrier = ctx.Barrier(N_PROCS)
+    with ctx.Pool(N_PROCS, initializer=worker.init, initargs=(barrier,)) as p:
+        yield worker, p
+
+
+def test_concurrent_writers_lose_no_row(registry_url, tmp_path, pool):
+    worker, p = pool
+    results = p.starmap(
+        worker.write_runs, [(registry_url, w, N_RUNS, N_ROWS, BATCH, str(tmp_path)) for w in range(N_PROCS)],
+        chunksize=1,
+    )
+    assert len({pid for pid, _ in results}) == N_PROCS  # really N processes at once
+    results = [ids for _, ids in results]
     ids = [rid for ids in results for rid in ids]
     assert len(ids) == len(set(ids)) == N_PROCS * N_RUNS
 

@@ -1,0 +1,247 @@
+"""``seq2seq``: a T5 encoder-decoder that writes the next item's identifier tokens (GMC, TIGER).
+
+The model is built from a :class:`transformers.T5Config` and trained from scratch (nothing is
+downloaded).  Vocabulary: ``0`` pad (also the decoder start token), ``1`` end-of-sequence
+(reserved), ``2 .. 2 + n_domains - 1`` one prompt token per domain, then the identifier's tokens:
+identifier token ``t`` is model token ``t + token_offset``.  Decoders never see model tokens; the
+:class:`~mtrec.builtins.generative.GenerativeEncoder` methods speak identifier tokens.
+
+Input: the most recent ``data.max_len`` history items, each replaced by its ``L`` identifier tokens
+and flattened (left padding masked out), followed by the target domain's prompt token when
+``domain_prompt`` is on (default: on for the cross-domain view, where the history alone does not
+say which domain to recommend for; off for the single-domain view, as in GMC).  Output: the next
+item's ``L`` tokens, teacher-forced, no end token (every id has exactly ``L`` tokens).  Loss: mean
+token cross-entropy per example, averaged per target domain.
+
+Defaults follow the TIGER-style T5 that GMC uses: 4 encoder and 4 decoder layers, d_model 128,
+6 heads of 64, feed-forward 1024 (ReLU), dropout 0.1 -- 4.46M parameters without the token
+embedding (4.59M with a 4 x 256 semantic-ID vocabulary; the paper reports ~4.3M).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from mtrec.builtins.generative import GenerativeEncoder
+from mtrec.components import Params
+from mtrec.data.views import train_sequences
+from mtrec.errors import ConfigError
+from mtrec.training.stage import DomainLoss
+
+if TYPE_CHECKING:
+    from mtrec.run_context import RunContext
+
+PAD, EOS, FIRST_DOMAIN_TOKEN = 0, 1, 2
+
+
+class Seq2SeqParams(Params):
+    d_model: int = Field(128, ge=8)
+    d_ff: int = Field(1024, ge=8)
+    num_layers: int = Field(4, ge=1, description="Encoder layers.")
+    num_decoder_layers: int = Field(4, ge=1)
+    num_heads: int = Field(6, ge=1)
+    d_kv: int = Field(64, ge=4, description="Width of each attention head.")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    feed_forward_proj: Literal["relu", "gated-gelu"] = "relu"
+    relative_attention_num_buckets: int = Field(32, ge=2)
+    relative_attention_max_distance: int = Field(128, ge=2)
+    view: Literal["single", "cross"] = Field(
+        "single", description="History view: the target domain's items only, or all domains merged."
+    )
+    domain_prompt: bool | None = Field(
+        None, description="Append the target domain's token to the input (default: only for view=cross)."
+    )
+
+
+@dataclass
+class Seq2SeqState:
+    """Decoding state: encoder output per example, the example of each decoding row, a KV cache."""
+
+    hidden: torch.Tensor  # [B, S, d_model]
+    mask: torch.Tensor  # [B, S] (long, 1 = attend)
+    rows: torch.Tensor  # [B'] example index of each row
+    cache: object | None = None  # transformers EncoderDecoderCache, rows aligned with ``rows``
+
+
+class Seq2Seq(GenerativeEncoder):
+    lora_target_modules = ("q", "v")
+
+    def __init__(self, params: Seq2SeqParams, item_tokens: torch.Tensor, item_domain: torch.Tensor,
+                 vocab_size: int, domain_names: list[str], max_len: int) -> None:
+        super().__init__()
+        from transformers import T5Config, T5ForConditionalGeneration
+
+        self.params = params
+        self.max_len = max_len
+        self.domain_names = list(domain_names)
+        self.code_length = int(item_tokens.shape[1])
+        self.identifier_vocab = int(vocab_size)
+        self.token_offset = FIRST_DOMAIN_TOKEN + len(domain_names)
+        self.domain_prompt = params.view == "cross" if params.domain_prompt is None else params.domain_prompt
+        config = T5Config(
+            vocab_size=self.token_offset + self.identifier_vocab,
+            d_model=params.d_model, d_ff=params.d_ff, d_kv=params.d_kv,
+            num_layers=params.num_layers, num_decoder_layers=params.num_decoder_layers, num_heads=params.num_heads,
+            dropout_rate=params.dropout, feed_forward_proj=params.feed_forward_proj,
+            relative_attention_num_buckets=params.relative_attention_num_buckets,
+            relative_attention_max_distance=params.relative_attention_max_distance,
+            pad_token_id=PAD, eos_token_id=EOS, decoder_start_token_id=PAD,
+            tie_word_embeddings=True, use_cache=False, is_encoder_decoder=True,
+        )
+        self.t5 = T5ForConditionalGeneration(config)
+        # Derived from the identifier (saved with it), so not part of the state dict.
+        self.register_buffer("item_token_table", item_tokens.long(), persistent=False)
+        self.register_buffer("item_domain", item_domain.long().clamp(min=0), persistent=False)
+
+    # ------------------------------------------------------------------ token mapping
+    def to_model_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Identifier tokens -> model vocabulary ids."""
+        return tokens + self.token_offset
+
+    def to_identifier_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Model vocabulary ids -> identifier tokens (negative for special tokens)."""
+        return tokens - self.token_offset
+
+    def _identifier_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        return logits[..., self.token_offset : self.token_offset + self.identifier_vocab]
+
+    # ------------------------------------------------------------------ inputs
+    def encoder_inputs(self, history: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[B, T]`` item ids (left-padded) -> input ids and attention mask ``[B, T*L (+1)]``."""
+        present = history > 0
+        tokens = self.to_model_tokens(self.item_token_table[history])  # [B, T, L]
+        ids = torch.where(present.unsqueeze(-1), tokens, torch.zeros_like(tokens)).flatten(1)
+        mask = present.repeat_interleave(self.code_length, dim=1)
+        if self.domain_prompt:
+            ids = torch.cat([ids, (FIRST_DOMAIN_TOKEN + domain).unsqueeze(1)], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        else:  # an empty history still attends to one (padding) position: no all-masked rows
+            mask = torch.cat([mask[:, :-1], mask[:, -1:] | ~present.any(dim=1, keepdim=True)], dim=1)
+        return ids, mask.long()
+
+    def _history(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return batch["history_cross"] if self.params.view == "cross" else batch["history"]
+
+    def _decoder_inputs(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: start token, then all but the last identifier token (model ids)."""
+        start = torch.full_like(tokens[:, :1], PAD)
+        return torch.cat([start, self.to_model_tokens(tokens[:, :-1])], dim=1)
+
+    # ------------------------------------------------------------------ training
+    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+        """One example per training target: every position after the first of every sequence."""
+        max_len = run.config.data.max_len
+        histories, targets = [], []
+        for seq in train_sequences(run.dataset, domains, self.params.view):
+            if len(seq) < 2:
+                continue
+            padded = np.concatenate([np.zeros(max_len, dtype=np.int64), seq.astype(np.int64)])
+            windows = np.lib.stride_tricks.sliding_window_view(padded, max_len + 1)[1:]
+            histories.append(windows[:, :-1])
+            targets.append(windows[:, -1])
+        if not histories:
+            return {"history": torch.zeros(0, max_len, dtype=torch.long), "target": torch.zeros(0, dtype=torch.long)}
+        return {"history": torch.as_tensor(np.concatenate(histories)), "target": torch.as_tensor(np.concatenate(targets))}
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> DomainLoss:
+        history, target = batch["history"], batch["target"]
+        domain = self.item_domain[target]
+        ids, mask = self.encoder_inputs(history, domain)
+        labels = self.item_token_table[target]  # [B, L] identifier tokens
+        logits = self.t5(
+            input_ids=ids, attention_mask=mask, decoder_input_ids=self._decoder_inputs(labels), use_cache=False
+        ).logits
+        token_ce = F.cross_entropy(
+            logits.float().flatten(0, 1), self.to_model_tokens(labels).flatten(), reduction="none"
+        ).view(labels.shape)
+        per_example = token_ce.mean(dim=1)
+        losses, counts = {}, {}
+        for d in torch.unique(domain).tolist():
+            sel = domain == d
+            losses[self.domain_names[d]] = per_example[sel].mean()
+            counts[self.domain_names[d]] = int(sel.sum())
+        return DomainLoss(losses, counts)
+
+    # ------------------------------------------------------------------ decoding contract
+    def encode(self, batch: dict[str, torch.Tensor]) -> Seq2SeqState:
+        ids, mask = self.encoder_inputs(self._history(batch), batch["domain"])
+        # Left padding: drop leading columns that no row attends to (exact: they are masked).
+        start = int(torch.argmax(mask.any(dim=0).to(torch.int8)))
+        ids, mask = ids[:, start:], mask[:, start:]
+        hidden = self.t5.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        return Seq2SeqState(hidden, mask, torch.arange(ids.shape[0], device=ids.device))
+
+    def select_state(self, state: Seq2SeqState, index: torch.Tensor) -> Seq2SeqState:
+        rows = state.rows[index]
+        if state.cache is not None:
+            state.cache.self_attention_cache.batch_select_indices(index)
+            # Cross-attention keys/values depend on the example only: beams reordered within their
+            # example keep them, so they are copied only when the row layout changes (expansion).
+            if not torch.equal(rows, state.rows):
+                state.cache.cross_attention_cache.batch_select_indices(index)
+        return replace(state, rows=rows)
+
+    def _decode(self, state: Seq2SeqState, decoder_ids: torch.Tensor, cache: object | None) -> torch.Tensor:
+        n, (s, d) = state.rows.shape[0], state.hidden.shape[1:]
+        if cache is not None and cache.cross_attention_cache.get_seq_length() > 0:
+            # Cached cross-attention: T5 reads only the shape and dtype of the encoder states, so a
+            # zero-stride stand-in avoids copying them once per beam.
+            hidden = state.hidden.new_zeros(()).expand(n, s, d)
+        else:
+            hidden = state.hidden[state.rows]
+        out = self.t5(
+            encoder_outputs=(hidden,), attention_mask=state.mask[state.rows],
+            decoder_input_ids=decoder_ids, past_key_values=cache, use_cache=cache is not None,
+        )
+        return out.logits
+
+    def next_token_logits(self, state: Seq2SeqState, prefix: torch.Tensor) -> torch.Tensor:
+        start = torch.full((prefix.shape[0], 1), PAD, dtype=torch.long, device=prefix.device)
+        decoder_ids = torch.cat([start, self.to_model_tokens(prefix)], dim=1)
+        return self._identifier_logits(self._decode(state, decoder_ids, None)[:, -1])
+
+    def step(self, state: Seq2SeqState, prefix: torch.Tensor) -> tuple[torch.Tensor, Seq2SeqState]:
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        t = prefix.shape[1]
+        if state.cache is not None and state.cache.get_seq_length() == t:
+            cache = state.cache  # holds start + prefix[:, :t-1]: feed the newest token only
+            decoder_ids = self.to_model_tokens(prefix[:, -1:]) if t else None
+        else:
+            cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+            decoder_ids = None
+        if decoder_ids is None:
+            start = torch.full((prefix.shape[0], 1), PAD, dtype=torch.long, device=prefix.device)
+            decoder_ids = torch.cat([start, self.to_model_tokens(prefix)], dim=1)
+        logits = self._decode(state, decoder_ids, cache)[:, -1]
+        return self._identifier_logits(logits), replace(state, cache=cache)
+
+    def sequence_logits(self, state: Seq2SeqState, tokens: torch.Tensor) -> torch.Tensor:
+        return self._identifier_logits(self._decode(state, self._decoder_inputs(tokens), None))
+
+
+def build_seq2seq(params: Seq2SeqParams, run: "RunContext") -> Seq2Seq:
+    identifier = run.identifier
+    if identifier is None:
+        raise ConfigError("encoder 'seq2seq' needs a fitted identifier (run.identifier is not set)")
+    tokens = torch.as_tensor(identifier.item_tokens()).long().cpu()
+    vocab = int(identifier.vocab_size)
+    if tokens.dim() != 2 or tokens.shape[0] != run.dataset.n_items + 1:
+        raise ConfigError(
+            f"identifier {run.config.identifier.name!r}: item_tokens() has shape {tuple(tokens.shape)}, "
+            f"expected [n_items + 1 = {run.dataset.n_items + 1}, L]"
+        )
+    if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= vocab):
+        raise ConfigError(
+            f"identifier {run.config.identifier.name!r}: token ids must lie in [0, vocab_size={vocab}), "
+            f"found [{int(tokens.min())}, {int(tokens.max())}]"
+        )
+    return Seq2Seq(
+        params, tokens, torch.as_tensor(run.dataset.item_domain), vocab, run.dataset.domains, run.config.data.max_len
+    )
