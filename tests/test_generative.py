@@ -154,7 +154,8 @@ def test_beam_search_is_batched_and_valid():
             assert all(item_row[i] in valid for i in together[u].tolist())  # known ids only
             assert bool((scores[u][:-1] >= scores[u][1:]).all())  # best first
         # scores are the items' exact log-likelihoods
-        exact = score_candidates(model, _batch(list(range(7))), rows[[items.tolist().index(i) for i in together.flatten().tolist()]].view(7, 20, 3))
+        found = rows[[items.tolist().index(i) for i in together.flatten().tolist()]].view(7, 20, 3)
+        exact = score_candidates(model, _batch(list(range(7))), found)
         assert torch.allclose(exact, scores, atol=1e-4)
         results[layout] = together
     assert torch.equal(results["padded"], results["sparse"])
@@ -340,3 +341,10 @@ def test_unified_then_lora_with_sasrec(plugins, tmp_path, monkeypatch):
         for d in (0, 1):
             assert torch.equal(loaded[d].score(batch, candidates), models[d].score(batch, candidates))
     assert default_target_modules(run.build_encoder()) == ["qkv", "out"]
+
+
+def test_incompatible_combinations_are_refused(plugins):
+    with pytest.raises(ConfigError, match="generative"):
+        resolve(plugins.catalogue, "sasrec", overrides=["decoder.name=trie-beam"])
+    with pytest.raises(ConfigError, match="scores"):
+        resolve(plugins.catalogue, "sasrec", overrides=["encoder.name=seq2seq"])

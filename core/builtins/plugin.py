@@ -7,7 +7,10 @@ example of the contract rather than an exception to it.
 from __future__ import annotations
 
 from mtrec.builtins.atomic import AtomicIdentifier, AtomicParams
+from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
 from mtrec.builtins.recipes import SASREC
+from mtrec.builtins.seq2seq import Seq2SeqParams, build_seq2seq
+from mtrec.builtins.trie_beam import TrieBeamDecoder, TrieBeamParams
 from mtrec.builtins.sasrec import SASRecParams, build_sasrec
 from mtrec.builtins.topk import TopKDecoder, TopKParams
 from mtrec.builtins.transfer import Joint, JointParams, SingleDomain, SingleDomainParams
@@ -33,6 +36,20 @@ def mtrec_register_components(register) -> None:
         kind="decoder", name="topk", factory=TopKDecoder, params=TopKParams,
         description="Score the target domain's items (exact, or a faiss index for large catalogues).",
         requires={"encoder": frozenset({"scores"})},
+    ))
+    register(Component(
+        kind="encoder", name="seq2seq", factory=build_seq2seq, params=Seq2SeqParams,
+        description="T5 encoder-decoder (built from config, trained here) generating the next item's identifier tokens.",
+        provides=frozenset({"generative"}), requires={"identifier": frozenset({"tokens"})},
+    ))
+    register(Component(
+        kind="decoder", name="trie-beam", factory=TrieBeamDecoder, params=TrieBeamParams,
+        description="Beam search constrained to the target domain's identifier prefix trie (sampled candidates: exact likelihood).",
+        requires={"encoder": frozenset({"generative"}), "identifier": frozenset({"trie"})},
+    ))
+    register(Component(
+        kind="transfer", name="unified-then-lora", factory=UnifiedThenLoRA, params=UnifiedThenLoRAParams,
+        description="GMC: one model on all domains, then one LoRA adapter per domain (or full fine-tuning / none).",
     ))
     register(Component(
         kind="transfer", name="single-domain", factory=SingleDomain, params=SingleDomainParams,

@@ -147,7 +147,8 @@ class Seq2Seq(GenerativeEncoder):
             targets.append(windows[:, -1])
         if not histories:
             return {"history": torch.zeros(0, max_len, dtype=torch.long), "target": torch.zeros(0, dtype=torch.long)}
-        return {"history": torch.as_tensor(np.concatenate(histories)), "target": torch.as_tensor(np.concatenate(targets))}
+        return {"history": torch.as_tensor(np.concatenate(histories)),
+                "target": torch.as_tensor(np.concatenate(targets))}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> DomainLoss:
         history, target = batch["history"], batch["target"]

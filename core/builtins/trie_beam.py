@@ -29,8 +29,8 @@ teacher-forced log-likelihood ``sum_l log P(c_l | history, c_<l)``, returned as 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
@@ -94,7 +94,6 @@ class PrefixTrie:
     levels: list[TrieLevel]
     leaf_items: torch.Tensor  # [n] global item id of each leaf node
     length: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_items(self) -> int:
@@ -116,7 +115,8 @@ class PrefixTrie:
 
     def to(self, device: torch.device) -> "PrefixTrie":
         def move(level: TrieLevel) -> TrieLevel:
-            return TrieLevel(**{k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in level.__dict__.items()})
+            moved = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in level.__dict__.items()}
+            return TrieLevel(**moved)
 
         return PrefixTrie([move(l) for l in self.levels], self.leaf_items.to(device), self.length)
 
@@ -197,7 +197,8 @@ def _expand_sparse(level: TrieLevel, beam_node: torch.Tensor, beam_score: torch.
     degree = (level.offsets[1:] - level.offsets[:-1])[nodes]
     beam_of_edge = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), degree)
     first = torch.cumsum(degree, 0) - degree
-    edge = level.offsets[nodes][beam_of_edge] + torch.arange(beam_of_edge.numel(), device=nodes.device) - first[beam_of_edge]
+    position = torch.arange(beam_of_edge.numel(), device=nodes.device) - first[beam_of_edge]
+    edge = level.offsets[nodes][beam_of_edge] + position
     token, child = level.edge_tokens[edge], level.edge_child[edge]
     score = beam_score.flatten()[beam_of_edge] + logp[beam_of_edge, token]
     user = beam_of_edge // kc
