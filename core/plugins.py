@@ -83,7 +83,7 @@ class Plugins:
     def _call_each(self, hook_name: str, make_register: Callable[[PluginInfo], Callable]) -> None:
         """Call a registration hook plugin by plugin, so each registration knows who made it."""
         hook = getattr(self.pm.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):  # registration order
+        for impl in hook.get_hookimpls():  # registration order: built-ins first
             info = self.infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name, "", "", "")
             try:
                 impl.function(make_register(info))

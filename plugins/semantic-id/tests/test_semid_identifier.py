@@ -95,6 +95,10 @@ def test_fit_through_a_run_gives_the_contract(monkeypatch):
                 "collision_rate/D0", "final_dcl"):
         assert key in ident.stats
     assert "semantic-id: 120 items" in ident.summary()
+    rows = {(r["name"], r["domain"], r["k"]): r["value"] for r in ident.metric_rows()}
+    assert rows[("usage", "all", 1)] == ident.stats["usage/L1"]
+    assert rows[("collision_rate", "D2", None)] == ident.stats["collision_rate/D2"]
+    assert all(r["stage"] == "identifier" and r["split"] == "fit" for r in ident.metric_rows())
 
 
 def test_shared_vs_separate_codebooks():

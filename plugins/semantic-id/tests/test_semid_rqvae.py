@@ -116,6 +116,22 @@ def test_contrastive_loss_matches_a_hand_computation():
                - float(domain_contrastive_loss(zn, dom))) < 1e-6
 
 
+def test_contrastive_loss_equals_the_masked_logsumexp_form_even_when_terms_underflow():
+    torch.manual_seed(0)
+    dom = torch.randint(0, 3, (48,))
+    for scale in (1.0, 30.0):  # at 30 some rows' same-domain terms underflow after the max shift
+        z = (torch.randn(48, 8) * scale).requires_grad_()
+        logits = z @ z.t()
+        same = dom[None] == dom[:, None]
+        ref = (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~same, float("-inf")), 1)).mean()
+        (g_ref,) = torch.autograd.grad(ref, z)
+        ours = domain_contrastive_loss(z, dom + 7)  # domain ids need not start at 0
+        (g_ours,) = torch.autograd.grad(ours, z)
+        ours_v, ref_v = float(ours.detach()), float(ref.detach())
+        assert math.isfinite(ours_v) and abs(ours_v - ref_v) <= 1e-4 * max(1.0, abs(ref_v))
+        assert torch.allclose(g_ours, g_ref, rtol=1e-3, atol=1e-3)
+
+
 def test_contrastive_switch_changes_the_loss_and_its_gradients():
     x = torch.from_numpy(clustered(8, 4, 16)[0])
     dom = torch.arange(x.shape[0]) % 2

@@ -46,7 +46,7 @@ class SemanticIdParams(Params):
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (paper: 1e-3).")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay (paper: silent).")
     batch_size: int = Field(1024, ge=2, description="Items per RQ-VAE step (paper: 1024).")
-    epochs: int = Field(200, ge=1, description="Passes over the items (paper: 10k on GPU; CPU default 200).")
+    epochs: int = Field(100, ge=1, description="Passes over the items (paper: 10k on GPU; CPU default 100).")
     shared_codebooks: bool = Field(
         True, description="One RQ-VAE for all domains (False: one per domain, the ablation).")
     contrastive: bool = Field(True, description="Add the domain-aware contrastive loss (Eq. 6).")
@@ -97,6 +97,19 @@ def group_sizes(codes: np.ndarray, item_domain: np.ndarray) -> np.ndarray:
     key = np.concatenate([item_domain.reshape(-1, 1), codes], axis=1)
     _, inverse, counts = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     return counts[inverse.reshape(-1)]
+
+
+def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-dimension (mean, std) for z-scoring ``x``; (near-)constant dimensions keep std 1.
+
+    Sentence embeddings can have dimensions that are constant over a catalogue (MiniLM has three on
+    the bundled dataset); dividing by their ~0 spread would only amplify rounding noise.
+    """
+    x64 = np.asarray(x, dtype=np.float64)
+    mean, std = x64.mean(0), x64.std(0)
+    floor = 1e-3 * float(std.max()) if std.size else 0.0
+    std = np.where(std > max(floor, 1e-12), std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
 
 
 def level_stats(codes: np.ndarray, codebook_size: int) -> tuple[float, float]:
@@ -223,9 +236,7 @@ class SemanticIdIdentifier:
     def _norm_stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.params.standardize:
             return np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
-        mean = x.mean(0).astype(np.float32)
-        std = x.std(0).astype(np.float32)
-        return mean, np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        return standardization(x)
 
     def _assign(self, codes: np.ndarray) -> None:
         """Codes -> tokens, with the disambiguation level when needed (see the module docstring)."""
@@ -289,6 +300,24 @@ class SemanticIdIdentifier:
             stats["dead_code_resets"] = int(sum(h["dead_code_resets"] for h in history))
         stats["fit_seconds"] = round(seconds, 2)
         self.stats = stats
+
+    def metric_rows(self) -> list[dict[str, Any]]:
+        """``stats`` as registry metric rows (stage ``identifier``, split ``fit``).
+
+        ``usage/L1`` -> name ``usage``, k 1, domain ``all``; ``collision_rate/Arts`` -> name
+        ``collision_rate``, domain ``Arts``; other keys -> domain ``all``.
+        """
+        rows = []
+        for key, value in self.stats.items():
+            name, _, suffix = key.partition("/")
+            k, domain = None, "all"
+            if suffix.startswith("L") and suffix[1:].isdigit():
+                k = int(suffix[1:])
+            elif suffix:
+                domain = suffix
+            rows.append({"stage": "identifier", "split": "fit", "domain": domain, "name": name, "k": k,
+                         "value": float(value)})
+        return rows
 
     def summary(self) -> str:
         s = self.stats

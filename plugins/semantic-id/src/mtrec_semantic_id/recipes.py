@@ -21,7 +21,7 @@ from mtrec.components import Recipe
 # The RQ-VAE of §5.1.4 (epochs: see the README; the paper's 10k epochs are a GPU budget).
 SEMANTIC_ID = {
     "levels": 4, "codebook_size": 256, "latent_dim": 32, "hidden": [512, 256, 128],
-    "beta": 0.25, "lr": 1e-3, "batch_size": 1024, "epochs": 200,
+    "beta": 0.25, "lr": 1e-3, "batch_size": 1024, "epochs": 100,
     "shared_codebooks": True, "contrastive": True, "kmeans_init": True,
     "text_model": "all-MiniLM-L6-v2", "collision": "extra-level",
 }

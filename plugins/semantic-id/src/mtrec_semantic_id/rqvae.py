@@ -73,10 +73,18 @@ def domain_contrastive_loss(
     if similarity == "cosine":
         zq = F.normalize(zq, dim=-1)
     logits = zq @ zq.t() / temperature
-    same = domains.unsqueeze(0) == domains.unsqueeze(1)
-    log_all = torch.logsumexp(logits, dim=1)
-    log_same = torch.logsumexp(logits.masked_fill(~same, float("-inf")), dim=1)
-    return (log_all - log_same).mean()
+    # One exp pass: shift each row by its max, sum per domain with a one-hot matmul.
+    shifted = logits - logits.detach().max(1, keepdim=True).values
+    _, dom = torch.unique(domains, return_inverse=True)
+    per_domain = torch.exp(shifted) @ F.one_hot(dom).to(shifted.dtype)  # [B, T]
+    same = per_domain.gather(1, dom.unsqueeze(1)).squeeze(1)
+    log_same = torch.log(same.clamp_min(torch.finfo(same.dtype).tiny))
+    under = same < torch.finfo(same.dtype).tiny  # every same-domain term underflowed: exact fallback
+    if bool(under.any()):
+        mask = dom[under].unsqueeze(1) == dom.unsqueeze(0)
+        exact = torch.logsumexp(shifted[under].masked_fill(~mask, float("-inf")), dim=1)
+        log_same = log_same.masked_scatter(under, exact)
+    return (torch.log(per_domain.sum(1)) - log_same).mean()
 
 
 @dataclass
@@ -164,7 +172,7 @@ def loss_terms(model: RQVAE, x: torch.Tensor, domains: torch.Tensor | None, *, c
 
 @dataclass
 class TrainConfig:
-    epochs: int = 150
+    epochs: int = 100
     batch_size: int = 1024
     lr: float = 1e-3
     weight_decay: float = 1e-4
@@ -185,8 +193,13 @@ def train_rqvae(
     *,
     generator: torch.Generator,
     progress: Callable[[int], object] | None = None,
+    on_epoch: Callable[[int, RQVAE, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
-    """Fit ``model`` on the rows of ``x``; returns the last epoch's mean losses and reset counts."""
+    """Fit ``model`` on the rows of ``x``; returns the last epoch's mean losses and reset counts.
+
+    ``progress(total)`` makes a tqdm-like bar; ``on_epoch(epoch, model, losses)`` is called after
+    every epoch (monitoring; it must not change the model).
+    """
     n = x.shape[0]
     if cfg.kmeans_init:
         model.init_kmeans(x, iters=cfg.kmeans_iters, generator=generator)
@@ -198,7 +211,7 @@ def train_rqvae(
     last: dict[str, float] = {}
     bar = progress(cfg.epochs) if progress is not None else None
     model.train()
-    for _epoch in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
         order = torch.randperm(n, generator=generator, device="cpu").to(x.device)
         sums: dict[str, float] = {}
         for start in range(0, n, cfg.batch_size):
@@ -223,6 +236,9 @@ def train_rqvae(
         if bar is not None:
             bar.update(1)
             bar.set_postfix({k: f"{v:.4f}" for k, v in last.items()})
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model, last)
+            model.train()
     if bar is not None:
         bar.close()
     model.eval()
