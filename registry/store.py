@@ -14,6 +14,7 @@ import shutil
 import signal
 import socket
 import threading
+import time
 import traceback
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -103,6 +104,28 @@ def _iso(value: dt.datetime | None) -> str | None:
 # ------------------------------------------------------------------------ engines
 
 
+def _enable_wal(cur: Any) -> None:
+    """Switch a SQLite database to WAL, retrying while another process holds its lock.
+
+    Changing the journal mode needs an exclusive lock and SQLite may report "database is
+    locked" at once rather than wait on the busy timeout (several processes opening a new
+    database together), so the wait is done here.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.01
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
 def _make_engine(url: URL, *, for_migration: bool = False) -> Engine:
     kwargs: dict[str, Any] = {}
     if for_migration:
@@ -120,7 +143,7 @@ def _make_engine(url: URL, *, for_migration: bool = False) -> Engine:
             cur = dbapi_conn.cursor()
             try:
                 cur.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-                cur.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cur)
                 cur.execute("PRAGMA synchronous = NORMAL")
                 cur.execute(f"PRAGMA foreign_keys = {foreign_keys}")
             finally:
