@@ -18,8 +18,10 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	$(VENV)/bin/python -m pip install -q -e . $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
+# The demo runs the recipe's --quick profile (about a minute on a 2-core CPU); drop --quick for
+# the recipe's full configuration.
 demo: $(STAMP)
-	$(VENV)/bin/mtrec run --plugin sasrec --name demo
+	$(VENV)/bin/mtrec run --plugin sasrec --quick --name demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
