@@ -154,6 +154,10 @@ def test_save_load_round_trip_and_validation(tmp_path):
     assert loaded.params == ident.params
     np.testing.assert_array_equal(loaded.encode(emb[1:]), ident.codes[1:])  # the RQ-VAE weights too
     assert torch.equal(loaded.domain_tokens(run, 1), ident.domain_tokens(run, 1))
+    loaded.save(tmp_path / "again")  # the engine saves what it loaded (identifier.from_run)
+    again = SemanticIdIdentifier(SemanticIdParams(), run)
+    again.load(tmp_path / "again")
+    assert torch.equal(again.item_tokens(), ident.item_tokens())
 
     other = SemanticIdIdentifier(SemanticIdParams(), fake_run(dom[:-1]))
     with pytest.raises(ConfigError, match="80 items, this dataset has 79"):

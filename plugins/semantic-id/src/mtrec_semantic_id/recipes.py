@@ -27,7 +27,7 @@ SEMANTIC_ID = {
 }
 
 # --quick: a tiny RQ-VAE, a tiny T5, one or two epochs, validation on a sample of users.
-QUICK_IDENTIFIER = {"params": {"epochs": 15, "hidden": [256, 128], "kmeans_iters": 10}}
+QUICK_IDENTIFIER = {"params": {"epochs": 10, "hidden": [128], "kmeans_iters": 10}}
 QUICK_ENCODER = {"params": {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1,
                             "num_heads": 2, "d_kv": 16}}
 QUICK_EVAL = {"valid_max_users": 200}
