@@ -50,6 +50,9 @@ class TrainingConfig(Section):
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
     compile: bool = Field(False, description="torch.compile the model on CUDA.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on training examples (tiny profiles).")
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads for torch (default: torch's choice); 1 helps on a busy shared CPU."
+    )
 
 
 class EvaluationConfig(Section):

@@ -83,6 +83,8 @@ def execute_run(
     run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id, progress=progress)
     tracker = registry.track(run_id) if registry is not None else nullcontext()
     with tracker, _report_end(plugins, run):
+        if config.training.threads:
+            torch.set_num_threads(config.training.threads)
         seed_everything(config.seed, device)
         plugins.notify("mtrec_on_run_start", run=run)
         run.identifier = prepare_identifier(run)
@@ -134,6 +136,9 @@ def prepare_identifier(run: RunContext) -> Any:
         identifier.load(run.registry.artifact_path(source, "identifier"))
     else:
         identifier.fit(run)
+    # Fitted identifiers may report quality (codebook usage, collisions) as registry metric rows.
+    if hasattr(identifier, "metric_rows"):
+        run.log_metrics(identifier.metric_rows())
     identifier.save(directory)
     run.log_artifact("identifier", directory)
     return identifier

@@ -18,6 +18,14 @@ def _dataset(titles: list[str]) -> FakeDataset:
 
 
 def test_real_minilm_embeddings_are_semantic_and_cached(monkeypatch):
+    import socket
+
+    def no_network(*a, **k):
+        raise AssertionError("the text model tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    text._load.cache_clear()  # load under the guard
     titles = [
         "Stainless steel lab beaker set, 250 ml glass",
         "Borosilicate glass laboratory beakers, 250ml, pack of 6",

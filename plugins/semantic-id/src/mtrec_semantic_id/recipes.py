@@ -27,6 +27,7 @@ SEMANTIC_ID = {
 }
 
 # --quick: a tiny RQ-VAE, a tiny T5, one or two epochs, validation on a sample of users.
+# (tiger's per-domain RQ-VAEs get 30 epochs: a small domain has only a few steps per epoch.)
 QUICK_IDENTIFIER = {"params": {"epochs": 10, "hidden": [128], "kmeans_iters": 10}}
 QUICK_ENCODER = {"params": {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1,
                             "num_heads": 2, "d_kv": 16}}
@@ -69,7 +70,7 @@ TIGER = Recipe(
         "training": {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10},
     },
     quick={
-        "identifier": QUICK_IDENTIFIER,
+        "identifier": {"params": {**QUICK_IDENTIFIER["params"], "epochs": 30}},
         "encoder": QUICK_ENCODER,
         "decoder": {"params": {"beam_size": 10}},
         "training": {"epochs": 2, "patience": 1, "max_train_examples": 4000},
