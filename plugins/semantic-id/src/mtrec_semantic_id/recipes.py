@@ -33,26 +33,34 @@ QUICK_ENCODER = {"params": {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_dec
                             "num_heads": 2, "d_kv": 16}}
 QUICK_EVAL = {"valid_max_users": 200}
 
+# What both recipes share: the T5 recommender, beam-20 trie decoding and the paper's training loop.
+GENERATIVE = {
+    "encoder": {"name": "seq2seq"},
+    "decoder": {"name": "trie-beam", "params": {"beam_size": 20}},
+    "data": {"max_len": 20},
+    "training": {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10},
+}
+QUICK_GENERATIVE = {
+    "encoder": QUICK_ENCODER,
+    "decoder": {"params": {"beam_size": 10}},
+    "training": {"epochs": 2, "patience": 1, "max_train_examples": 4000},
+    "evaluation": QUICK_EVAL,
+}
+
 GMC = Recipe(
     name="gmc",
     description="GMC: shared RQ-VAE semantic IDs + domain-aware contrastive loss, a unified T5 recommender "
                 "on all domains, per-domain LoRA, trie-constrained beam search (papers/gmc.md).",
     config={
+        **GENERATIVE,
         "identifier": {"name": "semantic-id", "params": dict(SEMANTIC_ID)},
-        "encoder": {"name": "seq2seq"},
         "transfer": {"name": "unified-then-lora", "params": {"mode": "lora", "lora_lr": 5e-4,
                                                                  "lora_batch_size": 512}},
-        "decoder": {"name": "trie-beam", "params": {"beam_size": 20}},
-        "data": {"max_len": 20},
-        "training": {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10},
     },
     quick={
+        **QUICK_GENERATIVE,
         "identifier": QUICK_IDENTIFIER,
-        "encoder": QUICK_ENCODER,
         "transfer": {"params": {"lora_epochs": 1}},
-        "decoder": {"params": {"beam_size": 10}},
-        "training": {"epochs": 2, "patience": 1, "max_train_examples": 4000},
-        "evaluation": QUICK_EVAL,
     },
 )
 
@@ -61,20 +69,14 @@ TIGER = Recipe(
     description="TIGER on each domain alone: one RQ-VAE and one T5 recommender per domain, "
                 "trie-constrained beam search (GMC's Table 3 baseline).",
     config={
+        **GENERATIVE,
         "identifier": {"name": "semantic-id",
                        "params": {**SEMANTIC_ID, "shared_codebooks": False, "contrastive": False}},
-        "encoder": {"name": "seq2seq"},
         "transfer": {"name": "single-domain"},
-        "decoder": {"name": "trie-beam", "params": {"beam_size": 20}},
-        "data": {"max_len": 20},
-        "training": {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10},
     },
     quick={
+        **QUICK_GENERATIVE,
         "identifier": {"params": {**QUICK_IDENTIFIER["params"], "epochs": 30}},
-        "encoder": QUICK_ENCODER,
-        "decoder": {"params": {"beam_size": 10}},
-        "training": {"epochs": 2, "patience": 1, "max_train_examples": 4000},
-        "evaluation": QUICK_EVAL,
     },
 )
 
