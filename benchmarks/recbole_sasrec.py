@@ -18,7 +18,8 @@ Each training runs alone, one after another, with the same thread count on both 
 spends most of its time spinning).  The script prints a table and writes it into the
 ``<!-- recbole:start -->`` ... ``<!-- recbole:end -->`` section of ``--out``.
 
-    python benchmarks/recbole_sasrec.py                      # full benchmark (~1 h on 2 cores)
+    python benchmarks/recbole_sasrec.py              # full benchmark (2-3 h on a shared 2-core CPU)
+    python benchmarks/recbole_sasrec.py --resume     # finish an interrupted one (reruns missing runs only)
     python benchmarks/recbole_sasrec.py --epochs 2 --out /tmp/smoke.md   # smoke test
     python benchmarks/recbole_sasrec.py --only recbole --seeds 2024
 """
@@ -180,7 +181,8 @@ def recbole_ready(venv: Path) -> bool:
         return False
     probe = ("import recbole, torch, numpy; from recbole.config import Config; "
              f"assert recbole.__version__ == {RECBOLE_VERSION!r}, recbole.__version__; "
-             "assert int(numpy.__version__.split('.')[0]) < 2")
+             "assert int(numpy.__version__.split('.')[0]) < 2; import pandas; "
+             "assert tuple(map(int, pandas.__version__.split('.')[:2])) < (2, 2)")
     return subprocess.run([str(py), "-c", probe], capture_output=True).returncode == 0
 
 
@@ -362,6 +364,16 @@ def section(rows, machine, stats, args, command, started, finished, load_all, re
     loads = "; ".join(
         f"{r['side']} seed {r['seed']}: {r['load']['start'][0]:.1f} → {r['load']['end'][0]:.1f} "
         f"(mean {r['load']['mean_1min']:.1f}, max {r['load']['max_1min']:.1f})" for r in rows)
+    starts = [dt.datetime.fromisoformat(r["started"]) for r in rows if r.get("started")] or [started]
+    ends = [dt.datetime.fromisoformat(r["finished"]) for r in rows if r.get("finished")] or [finished]
+    first, last = min(starts), max(ends)
+    span = f"{first:%Y-%m-%d %H:%M} – {last:%H:%M}" if first.date() == last.date() else f"{first:%Y-%m-%d %H:%M} – {last:%Y-%m-%d %H:%M}"
+    invocations = sorted({r.get("invocation", "") for r in rows})
+    resumed_note = ""
+    if len(invocations) > 1:
+        resumed_note = (f" (the runs came from {len(invocations)} invocations, started "
+                        f"{', '.join(i[11:16] or '?' for i in invocations)}: an interrupted benchmark was finished "
+                        "with `--resume`, which reruns only the missing runs, from scratch, with the same settings)")
     ram = f"{machine['ram_gib']:.0f} GiB RAM" if machine["ram_gib"] else "RAM unknown"
     torch_line = f"torch {machine['torch']} (mtrec)"
     if recbole_torch:
@@ -388,9 +400,9 @@ def section(rows, machine, stats, args, command, started, finished, load_all, re
     return f"""## SASRec: mtrec vs RecBole {RECBOLE_VERSION} (Scientific, LC-Rec data)
 
 - **Machine:** {machine['cpu']}, {machine['cores']} cores, {ram}, {torch_line}, Python {machine['python']}, CPU only, {args.threads} thread(s) per training (`OMP_NUM_THREADS`), trainings run one at a time.
-- **Date:** {started:%Y-%m-%d %H:%M} – {finished:%H:%M} (local time).
-- **Command:** `{command}`
-- **Load:** the machine was shared with other work (test suites, other trainings). 1-minute load average at start {load_all['start'][0]:.2f}, at end {load_all['end'][0]:.2f}; per run (start → end, mean/max while running): {loads}. Timings are therefore noisy; compare them only within this table.
+- **Date:** {span} (local time).
+- **Command:** `{command}`{resumed_note}
+- **Load:** the machine was shared with other work (test suites, other trainings). 1-minute load average at the first run's start {load_all['start'][0]:.2f}, at the last run's end {load_all['end'][0]:.2f}; per run (start → end, mean/max while running): {loads}. Timings are therefore noisy; compare them only within this table.
 - **Data:** `{SPEC.relative_to(REPO)}` ({stats['users']} users, {stats['items']} items, {stats['interactions']} interactions); for RecBole converted to an atomic `.inter` file whose `timestamp` is the position in the user's sequence.{cap}
 
 **Protocol (both sides).** Leave-one-out per user (last item test, second-to-last validation, the rest training; RecBole `eval_args: {{split: {{LS: valid_and_test}}, order: TO, group_by: user, mode: full}}`), full ranking over all items without removing history items, no k-core filtering, history of at most {p['max_len']} items. SASRec with hidden {p['hidden']}, {p['layers']} layers, {p['heads']} heads, feed-forward {p['inner']}, GELU, dropout {p['dropout']} (hidden) / {p['attn_dropout']} (attention), cross-entropy over all items (RecBole `loss_type: CE`, `train_neg_sample_args: ~`), Adam lr {p['lr']:g} without weight decay, batch {p['batch']}, at most {p['epochs']} epochs, early stopping on validation NDCG@10 with patience {p['patience']}; the test metrics are those of the best validation epoch. Two seeds per side (`seed`, RecBole `reproducibility: True`). "train s/epoch" is the mean wall time of the training pass of an epoch (validation excluded: mtrec's `seconds_per_epoch`, RecBole's `epoch N training [time: …]` log lines); "total wall s" is the whole process (loading, every epoch's validation, test). "epochs (best)" is epochs run and the restored best epoch (1-based).
@@ -432,13 +444,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="torch/OpenMP threads per training [default: 1]")
     ap.add_argument("--work", type=Path, default=CACHE / "work",
                     help=f"folder for converted data, logs and per-run results [default: {CACHE / 'work'}]")
+    ap.add_argument("--resume", action="store_true",
+                    help="reuse the finished runs (same side, seed, --epochs and --threads) that an interrupted "
+                         "invocation left in the work folder's results.json, and run only the missing ones")
     ap.add_argument("--out", default=str(DEFAULT_OUT),
                     help="markdown file whose recbole section gets the results ('-' to skip) "
                          "[default: docs/benchmarks.md]")
     args = ap.parse_args(argv)
     args.recbole_venv = args.recbole_venv.expanduser().resolve()
     given = sys.argv[1:] if argv is None else list(argv)
-    command = "python benchmarks/recbole_sasrec.py" + (" " + shlex.join(given) if given else "")
+    shown = [a for a in given if a != "--resume"]  # the runs themselves are the same with or without it
+    command = "python benchmarks/recbole_sasrec.py" + (" " + shlex.join(shown) if shown else "")
 
     started = dt.datetime.now()
     load_start = os.getloadavg()
@@ -456,15 +472,31 @@ def main(argv: list[str] | None = None) -> int:
         ensure_recbole(args.recbole_venv)
     # Seed by seed, alternating sides, so an interrupted benchmark still has both sides of a seed.
     plan = [(seed, side) for seed in args.seeds for side in sides]
+    done: dict[tuple[int, str], dict] = {}
+    if args.resume and (work / "results.json").exists():
+        for r in json.loads((work / "results.json").read_text(encoding="utf-8")):
+            if r.get("epochs_cap") == args.epochs and r.get("threads_env", 1) == args.threads:
+                done[(r["seed"], r["side"].lower())] = r
     for i, (seed, side) in enumerate(plan, 1):
-        r = run_mtrec(args, seed, work) if side == "mtrec" else run_recbole(args, seed, work, data_path, domain)
+        if (seed, side) in done:
+            r = done[(seed, side)]
+            log(f"{r['side']} seed {seed}: reusing the finished run of {r.get('started', 'an earlier invocation')}")
+        else:
+            run_started = dt.datetime.now()
+            r = run_mtrec(args, seed, work) if side == "mtrec" else run_recbole(args, seed, work, data_path, domain)
+            r.update(started=f"{run_started:%Y-%m-%d %H:%M:%S}", finished=f"{dt.datetime.now():%Y-%m-%d %H:%M:%S}",
+                     epochs_cap=args.epochs, threads_env=args.threads, invocation=f"{started:%Y-%m-%d %H:%M:%S}")
         rows.append(r)
         recbole_torch = r.get("torch", recbole_torch)
         log(f"{r['side']} seed {seed}: " + ", ".join(f"{m} {r['test'][m]:.4f}" for m in METRICS)
             + f"; {r['train_s_per_epoch']:.2f} s/epoch, {r['epochs_run']} epochs (best {r['best_epoch']}), "
               f"{r['wall_s']:.0f} s wall")
-        (work / "results.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
-        load_all = {"start": list(load_start), "end": list(os.getloadavg())}
+        saved = list(rows)
+        if args.resume:  # keep finished runs of the earlier invocation that this one did not plan
+            planned = {(se, sd) for se, sd in plan}
+            saved += [row for key, row in done.items() if key not in planned]
+        (work / "results.json").write_text(json.dumps(saved, indent=2), encoding="utf-8")
+        load_all = {"start": rows[0]["load"]["start"], "end": rows[-1]["load"]["end"]}
         pending = [f"{'mtrec' if sd == 'mtrec' else 'RecBole'} seed {se}" for se, sd in plan[i:]]
         body = section(rows, machine, stats, args, command, started, dt.datetime.now(), load_all, recbole_torch,
                        pending=pending)
