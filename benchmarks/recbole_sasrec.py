@@ -30,16 +30,15 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import re
 import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from statistics import mean
+
+from benchkit import LoadSampler, log, machine_info, thread_env, write_section
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -48,7 +47,7 @@ RECBOLE_RUNNER = HERE / "recbole" / "run_sasrec.py"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench"
 DEFAULT_VENV = CACHE / "recbole-venv"
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
-START, END = "<!-- recbole:start -->", "<!-- recbole:end -->"
+START, END = "<!-- recbole:start -->", "<!-- recbole:end -->"  # the section write_section replaces
 
 RECBOLE_VERSION = "1.2.1"
 RECBOLE_TORCH = "torch==2.13.0"  # the CPU wheel on this machine's disk; another version downloads gigabytes
@@ -71,70 +70,6 @@ METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
 
 
 # ----------------------------------------------------------------------------- helpers
-def log(msg: str) -> None:
-    print(f"[{dt.datetime.now():%H:%M:%S}] {msg}", flush=True)
-
-
-class LoadSampler:
-    """Samples the 1-minute load average every few seconds while a run goes on."""
-
-    def __init__(self, every: float = 15.0) -> None:
-        self.every = every
-        self.samples: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.every):
-            self.samples.append(os.getloadavg()[0])
-
-    def __enter__(self) -> "LoadSampler":
-        self.start = os.getloadavg()
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.end = os.getloadavg()
-
-    def summary(self) -> dict:
-        samples = self.samples or [self.start[0], self.end[0]]
-        return {"start": list(self.start), "end": list(self.end),
-                "mean_1min": mean(samples), "max_1min": max(samples)}
-
-
-def machine_info() -> dict:
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        m = re.search(r"^Model name:\s*(.+)$", out, re.M)
-        if m:
-            model = m.group(1).strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    ram_gib = None
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) / 1024**2
-    except OSError:
-        pass
-    import torch
-
-    return {"cpu": model, "cores": os.cpu_count(), "ram_gib": ram_gib, "torch": torch.__version__,
-            "python": platform.python_version(), "cuda": torch.cuda.is_available()}
-
-
-def thread_env(threads: int) -> dict:
-    env = dict(os.environ)
-    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[key] = str(threads)
-    env["CUDA_VISIBLE_DEVICES"] = ""  # CPU only on both sides
-    return env
-
-
-# ----------------------------------------------------------------------------- data
 def lcrec_source() -> tuple[Path, str]:
     """The LC-Rec folder and domain named by the benchmark's dataset spec."""
     import yaml
@@ -412,25 +347,6 @@ def section(rows, machine, stats, args, command, started, finished, load_all, re
 Notes. An epoch is not the same unit of work on the two sides: {per_epoch_note}. So per-epoch times and epoch counts are not directly comparable; the total wall time is the end-to-end figure. Early stopping differs by one epoch: mtrec stops after {p['patience']} epochs without a strictly better validation NDCG@10, RecBole after {p['patience'] + 1} (its counter must exceed `stopping_step`, and it counts ties as improvements).{valid_note} The published numbers come from a different implementation and hardware and are given for reference only."""
 
 
-def write_doc(path: Path, body: str) -> None:
-    block = f"{START}\n{body}\n{END}"
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        if START in text and END in text and text.index(START) < text.index(END):
-            a, b = text.index(START), text.index(END) + len(END)
-            text = text[:a] + block + text[b:]
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = ("# Benchmarks\n\nMeasured numbers for mtrec. Each section names the machine it ran on; timings "
-                "on the project's shared 2-core CPU machines are noisy and comparable only within one table.\n\n"
-                + block + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-
-
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -502,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                        pending=pending)
         (work / "section.md").write_text(body + "\n", encoding="utf-8")
         if args.out != "-":
-            write_doc(out_path, body)
+            write_section(out_path, "recbole", body)
 
     print()
     print(table(rows))

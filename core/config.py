@@ -38,6 +38,19 @@ class DataConfig(Section):
     max_len: int = Field(20, ge=1, description="Most recent history items a model sees.")
 
 
+class DomainsConfig(Section):
+    """Which domains are targets (evaluated) and which only lend training data."""
+
+    targets: list[str] | None = Field(
+        None, description="Domains validated, tested and reported (default: every domain of the dataset)."
+    )
+    sources: list[str] | None = Field(
+        None,
+        description="Domains whose training data strategies may use besides the targets (default: every domain). "
+        "A target left out of the sources is zero-shot for strategies that honour it.",
+    )
+
+
 class TrainingConfig(Section):
     epochs: int = Field(200, ge=1)
     lr: float = Field(1e-3, gt=0)
@@ -78,6 +91,7 @@ class RunConfig(Section):
     transfer: ComponentChoice
     decoder: ComponentChoice
     data: DataConfig = Field(default_factory=DataConfig)
+    domains: DomainsConfig = Field(default_factory=DomainsConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
 

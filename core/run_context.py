@@ -54,6 +54,8 @@ class RunContext:
         self._stages = 0
         self._decoder: Any = None
         self.end_metrics: dict[str, float] = {}
+        self.target_domains = self._domain_indices("targets", self.config.domains.targets)
+        self.source_domains = self._domain_indices("sources", self.config.domains.sources)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -67,6 +69,18 @@ class RunContext:
     @property
     def all_domains(self) -> list[int]:
         return list(range(len(self.dataset.domains)))
+
+    def _domain_indices(self, key: str, names: list[str] | None) -> list[int]:
+        if names is None:
+            return self.all_domains
+        known = self.dataset.domains
+        unknown = [n for n in names if n not in known]
+        if unknown or not names:
+            from mtrec.errors import ConfigError
+
+            what = f"unknown domain(s) {', '.join(map(repr, unknown))}" if unknown else "empty list"
+            raise ConfigError(f"domains.{key}: {what}; dataset {self.dataset.name!r} has {', '.join(known)}")
+        return sorted({known.index(n) for n in names})
 
     @property
     def decoder(self) -> Any:
@@ -101,7 +115,7 @@ class RunContext:
 
     # ------------------------------------------------------------------ evaluation
     def examples(self, split: str, domains: list[int] | None = None) -> dict[str, np.ndarray]:
-        domains = self.all_domains if domains is None else sorted(domains)
+        domains = self.target_domains if domains is None else sorted(domains)
         key = (split, tuple(domains))
         if key not in self._examples:
             ev = self.config.evaluation

@@ -101,3 +101,38 @@ def test_failed_run_is_reported_and_a_raising_hook_is_named(tmp_path, monkeypatc
     with pytest.raises(PluginError, match="plugin 'raising-plugin' raised inside mtrec_on_run_start: ValueError: bad token"):
         execute_run(resolve(plugins.catalogue, "sasrec", quick=True, overrides=TINY), plugins, progress=False,
                     output_root=tmp_path)
+
+
+def test_target_and_source_domains(plugins, tmp_path, monkeypatch):
+    """Targets are what is validated and tested; a target outside the sources is zero-shot."""
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    original = RunContext.evaluate
+
+    def spy(self, models, split, domains=None):
+        report = original(self, models, split, domains)
+        seen.append((split, tuple(sorted(set(report.metrics) - {"average"}))))
+        return report
+
+    monkeypatch.setattr(RunContext, "evaluate", spy)
+    from mtrec.builtins import sasrec
+
+    trained_on: list[list[int]] = []
+    original_tensors = sasrec.SASRec.train_tensors
+
+    def tensors_spy(self, run, domains):
+        trained_on.append(list(domains))
+        return original_tensors(self, run, domains)
+
+    monkeypatch.setattr(sasrec.SASRec, "train_tensors", tensors_spy)
+    outcome = _run(plugins, tmp_path, ["transfer.name=joint", "domains.targets=[Office]",
+                                        "domains.sources=[Scientific, Arts]"])
+    assert set(outcome.test.metrics) == {"Office", "average"}
+    assert {names for _, names in seen} == {("Office",)}
+    assert trained_on == [[0, 1]]  # Scientific, Arts: Office's training data never seen
+
+
+def test_unknown_target_domain_is_named(plugins, tmp_path):
+    from mtrec.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"domains.targets: unknown domain\(s\) 'Books'.*Scientific, Arts, Office"):
+        _run(plugins, tmp_path, ["domains.targets=[Books]"])

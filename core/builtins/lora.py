@@ -2,7 +2,7 @@
 
 Stages:
 
-1. ``unified``: the whole encoder trains on the union of all domains (early-stopped on their
+1. ``unified``: the whole encoder trains on the source domains (``domains.sources``, default all; early-stopped on the targets'
    average validation metric);
 2. ``mode: lora`` (default): for each domain ``D``, a peft LoRA adapter named after ``D`` is
    injected into the unified model's attention projections; the base stays frozen and stage
@@ -197,16 +197,25 @@ class UnifiedThenLoRA(ModelSetStrategy):
                      epochs=p.lora_epochs)
 
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+        domains = run.dataset.domains
+        zero_shot = [domains[d] for d in run.target_domains if d not in run.source_domains]
+        if zero_shot and self.params.mode != "none":
+            from mtrec.errors import ConfigError
+
+            raise ConfigError(
+                f"transfer.params.mode={self.params.mode!r} fine-tunes on each target's data, but "
+                f"{', '.join(zero_shot)} is not among domains.sources; use mode=none for zero-shot targets"
+            )
         model = run.build_encoder()
         combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
-        run.train_stage(model, Stage(name="unified", domains=run.all_domains, combine=combine))
-        domains = run.dataset.domains
+        run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
+                                     combine=combine))
         if self.params.mode == "none":
-            return {d: model for d in run.all_domains}
+            return {d: model for d in run.target_domains}
         if self.params.mode == "full":
             unified = {k: v.detach().clone() for k, v in model.state_dict().items()}
             models = {}
-            for d in run.all_domains:
+            for d in run.target_domains:
                 copy = run.build_encoder()
                 copy.load_state_dict(unified)
                 run.train_stage(copy, self._domain_stage(f"finetune:{domains[d]}", d))
@@ -215,7 +224,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
         config = self.lora_config(model)
         names = adapter_names(domains)
         views = {}
-        for d in run.all_domains:
+        for d in run.target_domains:
             add_adapter(model, names[d], config)
             model.to(run.device)
             view = AdapterView(model, names[d])

@@ -51,14 +51,14 @@ class SingleDomainParams(Params):
 
 
 class SingleDomain(ModelSetStrategy):
-    """One model per domain, each trained and early-stopped on its own domain only."""
+    """One model per target domain, each trained and early-stopped on its own domain only."""
 
     def __init__(self, params: SingleDomainParams, run: "RunContext | None" = None) -> None:
         self.params = params
 
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
         models = {}
-        for d in run.all_domains:
+        for d in run.target_domains:
             model = run.build_encoder()
             run.train_stage(model, Stage(name=f"single:{run.dataset.domains[d]}", domains=[d]))
             models[d] = model
@@ -72,7 +72,10 @@ class JointParams(Params):
 
 
 class Joint(ModelSetStrategy):
-    """One model trained on the union of all domains, early-stopped on their average."""
+    """One model trained on the source domains (default: all), early-stopped on the targets' average.
+
+    A target that is not among ``domains.sources`` is zero-shot: the model never sees its training data.
+    """
 
     def __init__(self, params: JointParams, run: "RunContext | None" = None) -> None:
         self.params = params
@@ -80,5 +83,6 @@ class Joint(ModelSetStrategy):
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
         model = run.build_encoder()
         combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
-        run.train_stage(model, Stage(name="joint", domains=run.all_domains, combine=combine))
-        return {d: model for d in run.all_domains}
+        run.train_stage(model, Stage(name="joint", domains=run.source_domains, validate_on=run.target_domains,
+                                     combine=combine))
+        return {d: model for d in run.target_domains}

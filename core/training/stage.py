@@ -42,8 +42,8 @@ def combine_equally(loss: DomainLoss) -> torch.Tensor:
 class Stage:
     """One training stage.
 
-    ``domains`` are the domain indices whose training data the stage sees and whose validation
-    metrics select its best epoch.  ``parameters`` picks what trains (default: every parameter
+    ``domains`` are the domain indices whose training data the stage sees; ``validate_on`` (default:
+    the same) are those whose validation metrics select its best epoch.  ``parameters`` picks what trains (default: every parameter
     with ``requires_grad``).  ``combine`` turns a :class:`DomainLoss` into the scalar to minimise;
     a combiner that is an ``nn.Module`` has its own parameters trained alongside the model.
     Training hyper-parameters not given fall back to the run's ``training`` section.
@@ -59,6 +59,7 @@ class Stage:
     weight_decay: float | None = None
     patience: int | None = None
     validate: bool = True
+    validate_on: list[int] | None = None  # domains whose validation selects the best epoch (default: ``domains``)
 
 
 @dataclass

@@ -89,7 +89,8 @@ def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResul
         epochs_run = epoch
         row: dict = {"epoch": epoch, "loss": total / max(batches, 1)}
         if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
-            report = run.evaluate({d: model for d in stage.domains}, "valid", stage.domains)
+            judged = stage.validate_on if stage.validate_on is not None else stage.domains
+            report = run.evaluate({d: model for d in judged}, "valid", judged)
             value = report.get(cfg.select_metric)
             row.update(report.metrics["average"])
             run.log_metrics(report.rows(stage=stage.name, step=epoch))
