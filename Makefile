@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 # The demo runs the recipe's --quick profile (about a minute on a 2-core CPU); drop --quick for
 # the recipe's full configuration.
 demo: $(STAMP)
-	$(VENV)/bin/mtrec run --plugin sasrec --quick --name demo
+	$(VENV)/bin/mtrec run --plugin gmc --quick --name demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

@@ -11,6 +11,12 @@ Shared by the methods that start from item text (GMC's semantic IDs, IDP's ID ma
 * :func:`encode_item_texts` returns ``[n_items + 1, dim]`` float32 aligned with the dataset's global
   item ids (row 0, the padding index, is zeros) and caches it under
   ``cache_dir("embeddings") / f"{dataset.fingerprint}-{slug}.npy"``, written atomically.
+* Encoding is compute-bound on a CPU (MiniLM costs about 1.2 GFLOP per 55-token item text, so a
+  2-core machine embeds some 30 texts a second).  So that the bundled dataset's recipes start in
+  seconds, mtrec ships its embeddings: ``<bundled dataset>/embeddings/<texts digest>-<slug>.f16.npy``
+  (float16, keyed by a digest of the item texts in id order, so they are used only for exactly
+  those texts; other datasets reuse the vectors of the texts they share with it, by text).
+  ``examples/data/make_embeddings.py`` rebuilds them.
 """
 
 from __future__ import annotations
@@ -146,6 +152,57 @@ def embeddings_path(dataset: "MultiDomainDataset", model: str = DEFAULT_TEXT_MOD
     return cache_dir("embeddings") / f"{key}-{model_slug(model)}.npy"
 
 
+def texts_digest(dataset: "MultiDomainDataset") -> str:
+    """A digest of the item texts in id order: what the embeddings are a function of."""
+    return hashlib.sha256("\x1f".join(dataset.item_text[1:]).encode()).hexdigest()[:16]
+
+
+def shipped_embeddings_name(dataset: "MultiDomainDataset", model: str) -> str:
+    return f"{texts_digest(dataset)}-{model_slug(model)}.f16.npy"
+
+
+def shipped_embeddings(dataset: "MultiDomainDataset", model: str) -> np.ndarray | None:
+    """Embeddings shipped with a bundled dataset for exactly these texts and this model, if any."""
+    if model not in TEXT_MODELS:  # a local folder may hold any weights: never trust a shipped file
+        return None
+    from mtrec.data.load import bundled_root
+
+    name = shipped_embeddings_name(dataset, model)
+    for path in sorted(bundled_root().glob(f"*/embeddings/{name}")):
+        try:
+            body = np.load(path, allow_pickle=False)
+        except (OSError, ValueError):
+            continue
+        if body.ndim == 2 and body.shape[0] == dataset.n_items:
+            out = np.zeros((dataset.n_items + 1, body.shape[1]), dtype=np.float32)
+            out[1:] = body
+            return out
+    return None
+
+
+@lru_cache(maxsize=2)
+def shipped_vectors_by_text(model: str) -> dict[str, np.ndarray]:
+    """Every shipped vector of ``model`` keyed by its text, so datasets that share items with a
+    bundled one (e.g. a benchmark that includes the bundled Arts and Office) encode only the rest."""
+    if model not in TEXT_MODELS:
+        return {}
+    from mtrec.data.load import bundled_datasets, load_dataset, resolve_spec
+    from mtrec.plugins import get_plugins
+
+    by_text: dict[str, np.ndarray] = {}
+    formats = get_plugins().formats
+    for name in bundled_datasets():
+        try:
+            bundled = load_dataset(resolve_spec(name, formats), formats)
+        except Exception:  # a broken bundle must not stop encoding a user's data
+            continue
+        vectors = shipped_embeddings(bundled, model)
+        if vectors is not None:
+            for text, vector in zip(bundled.item_text[1:], vectors[1:]):
+                by_text.setdefault(text, vector)
+    return by_text
+
+
 def encode_item_texts(
     run_or_dataset: "RunContext | MultiDomainDataset",
     model: str = DEFAULT_TEXT_MODEL,
@@ -178,10 +235,18 @@ def encode_item_texts(
                 return cached
         except (OSError, ValueError):
             pass  # corrupt: rebuild
-    texts = list(dataset.item_text[1:])
-    body = encode_texts(texts, model, batch_size=batch_size, device=device, progress=progress, option=option)
-    out = np.zeros((n, body.shape[1]), dtype=np.float32)
-    out[1:] = body
+    out = shipped_embeddings(dataset, model)
+    if out is None:
+        texts = list(dataset.item_text[1:])
+        known = shipped_vectors_by_text(model)
+        missing = [i for i, t in enumerate(texts) if t not in known]
+        body = encode_texts([texts[i] for i in missing], model, batch_size=batch_size, device=device,
+                            progress=progress, option=option)
+        out = np.zeros((n, body.shape[1]), dtype=np.float32)
+        for i, t in enumerate(texts):
+            if t in known:
+                out[i + 1] = known[t]
+        out[1 + np.asarray(missing, dtype=np.int64)] = body
     if use_cache:
         _atomic_save_npy(path, out)
     return out

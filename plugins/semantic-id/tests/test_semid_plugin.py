@@ -24,9 +24,9 @@ def test_identifier_and_recipes_are_registered(plugins):
     comp = cat.get("identifier", "semantic-id")
     assert comp.provides == frozenset({"tokens", "trie"})
     assert comp.params().levels == 4 and comp.params().codebook_size == 256
-    assert {"gmc", "tiger"} <= set(cat.recipes)
+    assert {"gmc", "tiger", "gmc-paper", "tiger-paper"} <= set(cat.recipes)
     assert cat.recipe("gmc").quick and cat.recipe("tiger").quick
-    gmc = cat.recipe("gmc").config
+    gmc = cat.recipe("gmc-paper").config
     assert gmc["training"] == {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10}
     tiger = cat.recipe("tiger").config
     assert tiger["identifier"]["params"]["shared_codebooks"] is False
@@ -44,15 +44,40 @@ def _needs_generative_parts(plugins):
 @pytest.mark.parametrize("variant", sorted(ABLATIONS))
 def test_ablations_are_config_switches(plugins, variant):
     _needs_generative_parts(plugins)
-    resolved = resolve(plugins.catalogue, "gmc", quick=True, overrides=ABLATIONS[variant])
-    assert resolved.config.identifier.name == "semantic-id"
+    base = resolve(plugins.catalogue, "gmc", quick=True).config.model_dump()
+    varied = resolve(plugins.catalogue, "gmc", quick=True, overrides=ABLATIONS[variant]).config.model_dump()
+    for switch in ABLATIONS[variant]:
+        key, value = switch.split("=")
+        *path, leaf = key.split(".")
+        node_base, node_varied = base, varied
+        for part in path:
+            node_base, node_varied = node_base[part], node_varied[part]
+        assert str(node_varied[leaf]).lower() == value and node_base[leaf] != node_varied[leaf]
 
 
-@pytest.mark.parametrize("recipe", ["gmc", "tiger"])
+@pytest.mark.parametrize("recipe", ["gmc", "tiger", "gmc-paper", "tiger-paper"])
 def test_recipes_resolve(plugins, recipe):
     _needs_generative_parts(plugins)
     for quick in (False, True):
         resolve(plugins.catalogue, recipe, quick=quick)
+
+
+def test_paper_recipes_differ_from_the_defaults_only_in_scale(plugins):
+    """gmc / tiger are CPU-sized; gmc-paper / tiger-paper carry §5.1.4's numbers; the method is the same."""
+    _needs_generative_parts(plugins)
+    for name in ("gmc", "tiger"):
+        small = resolve(plugins.catalogue, name).config
+        paper = resolve(plugins.catalogue, f"{name}-paper").config
+        assert paper.training.epochs == 200 and paper.training.batch_size == 1024 and paper.training.lr == 2e-3
+        assert paper.encoder.params["d_model"] == 128 and paper.encoder.params["num_layers"] == 4
+        assert paper.decoder.params["beam_size"] == small.decoder.params["beam_size"] == 20
+        assert small.training.lr == paper.training.lr and small.training.epochs < paper.training.epochs
+        assert small.encoder.params["d_model"] < paper.encoder.params["d_model"]
+        method = ("levels", "codebook_size", "latent_dim", "beta", "shared_codebooks", "contrastive")
+        assert {k: small.identifier.params[k] for k in method} == {k: paper.identifier.params[k] for k in method}
+        assert small.transfer.name == paper.transfer.name
+    gmc = resolve(plugins.catalogue, "gmc-paper").config
+    assert gmc.transfer.params["lora_lr"] == 5e-4 and gmc.transfer.params["lora_batch_size"] == 512
 
 
 def test_identifier_params_are_validated(plugins):

@@ -168,9 +168,15 @@ class SemanticIdIdentifier:
         ds = run.dataset
         self.n_items = ds.n_items
         self.domains = list(ds.domains)
+        started = time.perf_counter()
         emb = encode_item_texts(run, self.params.text_model, batch_size=self.params.text_batch_size,
                                 option="identifier.params.text_model")
-        self.fit_embeddings(emb, ds.item_domain, seed=run.seed, device=run.device, progress=run.progress)
+        embed_seconds = time.perf_counter() - started
+        self.fit_embeddings(emb, ds.item_domain, seed=run.seed, device=run.device, progress=run.progress,
+                            echo=False)
+        # Text embedding is its own stage in GMC's cost breakdown (cached runs show ~0).
+        self.stats["embed_seconds"] = round(embed_seconds, 2)
+        click.echo(self.summary(), err=True)
 
     def fit_embeddings(self, embeddings: np.ndarray, item_domain: np.ndarray, *, seed: int = 0,
                        device: torch.device | str = "cpu", progress: bool = False, echo: bool = True) -> None:
@@ -332,6 +338,7 @@ class SemanticIdIdentifier:
             f"(extra level needed by {s.get('extra_level_share', 0):.2%}, largest group "
             f"{s.get('max_collision_group', 0)}); {self.levels_total} tokens/item, vocab {self.vocab_size}; "
             f"fit {s.get('fit_seconds', 0):.1f}s"
+            + (f" (+ text embeddings {s['embed_seconds']:.1f}s)" if "embed_seconds" in s else "")
         )
 
     # ------------------------------------------------------------------ the contract

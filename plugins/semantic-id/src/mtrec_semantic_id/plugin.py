@@ -6,7 +6,7 @@ from mtrec.components import Component
 from mtrec.hookspecs import hookimpl
 
 from mtrec_semantic_id.identifier import SemanticIdIdentifier, SemanticIdParams
-from mtrec_semantic_id.recipes import GMC, TIGER
+from mtrec_semantic_id.recipes import GMC, GMC_PAPER, TIGER, TIGER_PAPER
 
 
 @hookimpl
@@ -23,5 +23,5 @@ def mtrec_register_components(register) -> None:
 def mtrec_register_recipes(register) -> None:
     # Recipes are plain data: if the core components they name are missing, resolving the recipe
     # fails with a ConfigError naming the unknown component.
-    register(GMC)
-    register(TIGER)
+    for recipe in (GMC, TIGER, GMC_PAPER, TIGER_PAPER):
+        register(recipe)

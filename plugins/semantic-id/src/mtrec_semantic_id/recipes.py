@@ -10,6 +10,11 @@ domain's identifier trie) and a transfer strategy:
 * ``tiger``: TIGER run on each domain alone, as GMC's Table 3 baseline: one RQ-VAE per domain, no
   contrastive loss, one recommender per domain (``single-domain``); beam 20.
 
+Scale: ``gmc`` and ``tiger`` are sized so that ``mtrec run --plugin gmc`` finishes in minutes on a
+laptop CPU with the bundled data (the method and its optimisation hyper-parameters unchanged; a
+2+2-layer T5 with d_model 64, fewer epochs, validation on a user sample).  ``gmc-paper`` and
+``tiger-paper`` are the paper's scale (§5.1.4: ~4.5M-parameter T5, 200 epochs, batch 1024), for a GPU.
+
 The five ablations of GMC's Table 4 are single ``--set`` switches on ``gmc`` (see ``ABLATIONS`` and the
 README).
 """
@@ -21,7 +26,7 @@ from mtrec.components import Recipe
 # The RQ-VAE of §5.1.4 (epochs: see the README; the paper's 10k epochs are a GPU budget).
 SEMANTIC_ID = {
     "levels": 4, "codebook_size": 256, "latent_dim": 32, "hidden": [512, 256, 128],
-    "beta": 0.25, "lr": 1e-3, "batch_size": 1024, "epochs": 100,
+    "beta": 0.25, "lr": 1e-3, "batch_size": 1024, "epochs": 30,
     "shared_codebooks": True, "contrastive": True, "kmeans_init": True,
     "text_model": "all-MiniLM-L6-v2", "collision": "extra-level",
 }
@@ -34,11 +39,20 @@ QUICK_ENCODER = {"params": {"d_model": 32, "d_ff": 64, "num_layers": 1, "num_dec
 QUICK_EVAL = {"valid_max_users": 200}
 
 # What both recipes share: the T5 recommender, beam-20 trie decoding and the paper's training loop.
-GENERATIVE = {
-    "encoder": {"name": "seq2seq"},
+GENERATIVE_PAPER = {
+    "encoder": {"name": "seq2seq"},  # the seq2seq defaults: 4+4 layers, d_model 128 (~4.5M parameters)
     "decoder": {"name": "trie-beam", "params": {"beam_size": 20}},
     "data": {"max_len": 20},
     "training": {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10},
+}
+# The CPU-sized default: the same method and optimiser, a smaller T5, fewer and smaller-batch epochs
+# (with ~20k training examples, batch 1024 would give 20 updates an epoch), validation on a sample.
+GENERATIVE = {
+    **GENERATIVE_PAPER,
+    "encoder": {"name": "seq2seq", "params": {"d_model": 64, "d_ff": 256, "num_layers": 2,
+                                                "num_decoder_layers": 2, "num_heads": 4, "d_kv": 16}},
+    "training": {"epochs": 10, "lr": 2e-3, "batch_size": 256, "patience": 3},
+    "evaluation": {"valid_max_users": 300},
 }
 QUICK_GENERATIVE = {
     "encoder": QUICK_ENCODER,
@@ -47,15 +61,17 @@ QUICK_GENERATIVE = {
     "evaluation": QUICK_EVAL,
 }
 
+GMC_TRANSFER = {"name": "unified-then-lora", "params": {"mode": "lora", "lora_lr": 5e-4, "lora_batch_size": 512}}
+
 GMC = Recipe(
     name="gmc",
     description="GMC: shared RQ-VAE semantic IDs + domain-aware contrastive loss, a unified T5 recommender "
-                "on all domains, per-domain LoRA, trie-constrained beam search (papers/gmc.md).",
+                "on all domains, per-domain LoRA, trie-constrained beam search (papers/gmc.md); CPU-sized "
+                "(gmc-paper: the paper's scale).",
     config={
         **GENERATIVE,
         "identifier": {"name": "semantic-id", "params": dict(SEMANTIC_ID)},
-        "transfer": {"name": "unified-then-lora", "params": {"mode": "lora", "lora_lr": 5e-4,
-                                                                 "lora_batch_size": 512}},
+        "transfer": {**GMC_TRANSFER, "params": {**GMC_TRANSFER["params"], "lora_epochs": 3}},
     },
     quick={
         **QUICK_GENERATIVE,
@@ -64,20 +80,48 @@ GMC = Recipe(
     },
 )
 
+TIGER_IDENTIFIER = {"name": "semantic-id", "params": {**SEMANTIC_ID, "shared_codebooks": False, "contrastive": False}}
+
 TIGER = Recipe(
     name="tiger",
     description="TIGER on each domain alone: one RQ-VAE and one T5 recommender per domain, "
-                "trie-constrained beam search (GMC's Table 3 baseline).",
+                "trie-constrained beam search (GMC's Table 3 baseline); CPU-sized (tiger-paper: the paper's scale).",
     config={
         **GENERATIVE,
-        "identifier": {"name": "semantic-id",
-                       "params": {**SEMANTIC_ID, "shared_codebooks": False, "contrastive": False}},
+        "identifier": TIGER_IDENTIFIER,
         "transfer": {"name": "single-domain"},
     },
     quick={
         **QUICK_GENERATIVE,
         "identifier": {"params": {**QUICK_IDENTIFIER["params"], "epochs": 30}},
     },
+)
+
+# The paper's scale (§5.1.4), for a GPU.  RQ-VAE epochs: 100 here, not the paper's 10k (see the README).
+PAPER_IDENTIFIER_EPOCHS = 100
+
+GMC_PAPER = Recipe(
+    name="gmc-paper",
+    description="GMC at the paper's scale (§5.1.4): ~4.5M-parameter T5, 200 epochs at batch 1024, LoRA to "
+                "early stopping; meant for a GPU.",
+    config={
+        **GENERATIVE_PAPER,
+        "identifier": {"name": "semantic-id", "params": {**SEMANTIC_ID, "epochs": PAPER_IDENTIFIER_EPOCHS}},
+        "transfer": GMC_TRANSFER,
+    },
+    quick=GMC.quick,
+)
+
+TIGER_PAPER = Recipe(
+    name="tiger-paper",
+    description="TIGER per domain at the paper's scale (GMC §5.1.4 settings); meant for a GPU.",
+    config={
+        **GENERATIVE_PAPER,
+        "identifier": {**TIGER_IDENTIFIER,
+                       "params": {**TIGER_IDENTIFIER["params"], "epochs": PAPER_IDENTIFIER_EPOCHS}},
+        "transfer": {"name": "single-domain"},
+    },
+    quick=TIGER.quick,
 )
 
 # GMC Table 4: variant -> the --set switches that express it on the gmc recipe.
