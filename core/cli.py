@@ -67,8 +67,10 @@ def _open_registry(url: str | None):
 
 
 @main.command()
-@click.option("--plugin", "recipe", required=True, metavar="NAME",
+@click.option("--plugin", "recipe", metavar="NAME",
               help="Recipe to run (e.g. sasrec, gmc); `mtrec components list` shows them.")
+@click.option("--resume", "resume_id", metavar="RUN_ID",
+              help="Continue an interrupted run (id or unique prefix) from its last checkpoint, with its own config.")
 @click.option("--dataset", metavar="SPEC_OR_PATH",
               help="Dataset spec file, dataset folder, or bundled dataset name [default: amazon-mini].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
@@ -83,7 +85,7 @@ def _open_registry(url: str | None):
 @click.option("--metrics-json", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the test metrics and stage timings to FILE.")
 @click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
-def run(recipe, dataset, config_file, overrides, quick, name, registry_url, no_registry, metrics_json, progress):
+def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registry_url, no_registry, metrics_json, progress):
     """Train and evaluate a recipe; print the per-domain test metrics.
 
     \b
@@ -92,20 +94,35 @@ def run(recipe, dataset, config_file, overrides, quick, name, registry_url, no_r
         mtrec run --plugin sasrec --quick
         mtrec run --plugin sasrec --dataset my_spec.yaml --set training.epochs=50
         mtrec run --plugin sasrec --set transfer.name=joint --set encoder.params.view=cross
+        mtrec run --resume 20261123-101500-ab12cd      (after a crash or kill)
+        torchrun --nproc_per_node=2 -m mtrec run --plugin sasrec   (DDP, see docs/operations.md)
     """
     from mtrec.config import resolve
-    from mtrec.engine import execute_run
+    from mtrec.engine import execute_run, resume_config
 
     plugins = _plugins()
-    extra = {}
-    if dataset is not None:
-        extra["dataset"] = dataset
-    if name is not None:
-        extra["name"] = name
-    resolved = resolve(plugins.catalogue, recipe, config_file=config_file, overrides=overrides, quick=quick, extra=extra)
-    registry = None if no_registry else _open_registry(registry_url)
+    if resume_id is not None:
+        given = [opt for opt, value in (("--plugin", recipe), ("--dataset", dataset), ("--config", config_file),
+                                        ("--set", overrides), ("--quick", quick), ("--name", name)) if value]
+        if given:
+            raise click.UsageError(f"--resume continues a run with the config it started with; drop {', '.join(given)}")
+        resume_id = _resolve_run_folder(resume_id)
+        resolved = resume_config(resume_id, plugins)
+    elif recipe is None:
+        raise click.UsageError("give --plugin NAME (a recipe; `mtrec components list` shows them) or --resume RUN_ID")
+    else:
+        extra = {}
+        if dataset is not None:
+            extra["dataset"] = dataset
+        if name is not None:
+            extra["name"] = name
+        resolved = resolve(plugins.catalogue, recipe, config_file=config_file, overrides=overrides, quick=quick, extra=extra)
+    main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 touches the registry
+    registry = None if no_registry or not main_rank else _open_registry(registry_url)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    outcome = execute_run(resolved, plugins, registry=registry, progress=show_progress)
+    outcome = execute_run(resolved, plugins, registry=registry, progress=show_progress, resume=resume_id)
+    if not main_rank:
+        return
     click.echo(format_report(outcome.test))
     click.echo(f"\nrun {outcome.run_id} finished in {outcome.seconds:.1f}s; outputs in {outcome.run_dir}")
     if metrics_json:
@@ -113,6 +130,22 @@ def run(recipe, dataset, config_file, overrides, quick, name, registry_url, no_r
         from mtrec.training.checkpoint import atomic_write_text
 
         atomic_write_text(Path(metrics_json), json.dumps(outcome_json(outcome), indent=2))
+
+
+def _resolve_run_folder(run_id: str) -> str:
+    """The full id of the run folder named ``run_id`` or, uniquely, starting with it."""
+    from mtrec.engine import runs_root
+    from mtrec.errors import UserError
+
+    root = runs_root()
+    if (root / run_id).is_dir():
+        return run_id
+    matches = sorted(p.name for p in root.glob(f"{run_id}*") if p.is_dir()) if root.is_dir() and run_id else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UserError(f"run id prefix {run_id!r} is ambiguous: {', '.join(matches[:5])}")
+    raise UserError(f"no run folder {run_id!r} under {root} (set MTREC_HOME as it was when the run started)")
 
 
 def format_report(report) -> str:

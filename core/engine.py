@@ -3,29 +3,45 @@
     config resolved ─► dataset loaded (cached) ─► registry run opened ─► identifier fitted
     (or reused from an earlier run) ─► transfer strategy trains its stages (validation only)
     ─► test split scored once ─► models, identifier and metrics recorded ─► report
+
+Under ``torchrun`` every rank runs this whole function (see :mod:`mtrec.training.distributed`):
+rank 0 alone opens the registry run, writes the run folder and calls lifecycle hooks; the run id
+and the fitted identifier are broadcast from it.
+
+``execute_run(..., resume=ID)`` continues an interrupted run in its own folder: the identifier
+and every finished stage are loaded rather than recomputed, the interrupted stage continues
+after its last finished epoch, and the registry status goes back from interrupted to running.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import socket
-from contextlib import contextmanager, nullcontext
+import tempfile
 import time
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from mtrec.config import ResolvedConfig
+from mtrec.config import ResolvedConfig, validate
 from mtrec.data.load import load_dataset, resolve_spec
 from mtrec.data.model import MultiDomainDataset
+from mtrec.errors import ConfigError, UserError
 from mtrec.evaluation.evaluator import EvalReport
 from mtrec.paths import data_dir
 from mtrec.plugins import Plugins
 from mtrec.run_context import RunContext
-from mtrec.training.checkpoint import atomic_write_text
+from mtrec.training import distributed as D
+from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text, load_checkpoint, rng_state, set_rng_state, step_paths
 from mtrec.training.device import pick_device, seed_everything
+
+IDENTIFIER_STEP = "000-identifier"
 
 
 @dataclass
@@ -55,6 +71,25 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
+def runs_root(output_root: Path | None = None) -> Path:
+    return output_root or data_dir() / "runs"
+
+
+def resume_config(run_id: str, plugins: Plugins, output_root: Path | None = None) -> ResolvedConfig:
+    """The resolved config of an earlier run, from its folder (``config.json``)."""
+    path = runs_root(output_root) / run_id / "config.json"
+    if not path.is_file():
+        raise UserError(
+            f"cannot resume run {run_id!r}: {path} does not exist (runs resume from their folder under "
+            f"{runs_root(output_root)}; set MTREC_HOME as it was when the run started)"
+        )
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"cannot resume run {run_id!r}: {path} is unreadable ({exc})") from None
+    return validate(plugins.catalogue, raw)
+
+
 def execute_run(
     resolved: ResolvedConfig,
     plugins: Plugins,
@@ -62,31 +97,59 @@ def execute_run(
     registry: Any = None,
     progress: bool = True,
     output_root: Path | None = None,
+    resume: str | None = None,
 ) -> RunOutcome:
+    created_group = D.init_from_env(resolved.config.device)
+    try:
+        return _execute(resolved, plugins, registry=registry if D.is_main() else None,
+                        progress=progress and D.is_main(), output_root=output_root, resume=resume)
+    finally:
+        if created_group:
+            D.shutdown()
+
+
+def _execute(resolved: ResolvedConfig, plugins: Plugins, *, registry: Any, progress: bool,
+             output_root: Path | None, resume: str | None) -> RunOutcome:
     started = time.perf_counter()
     config = resolved.config
     device = pick_device(config.device)
     dataset = load_run_dataset(resolved, plugins, progress)
 
-    run_id = new_run_id()
-    if registry is not None:
-        run_id = registry.start_run(
-            run_id=run_id, name=config.name, recipe=config.recipe, config=config.model_dump(mode="json"),
-            config_hash=config.config_hash(), seed=config.seed, device=str(device),
-            dataset_name=dataset.name, dataset_spec=dataset.spec, dataset_fingerprint=dataset.fingerprint,
-            components=component_rows(resolved), host=socket.gethostname(),
-        )
-    run_dir = (output_root or data_dir() / "runs") / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.json", json.dumps(config.model_dump(mode="json"), indent=2))
-
-    run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id, progress=progress)
-    tracker = registry.track(run_id) if registry is not None else nullcontext()
-    with tracker, _report_end(plugins, run):
+    with ExitStack() as stack:
+        if resume:
+            run_id = resume
+            run_dir = runs_root(output_root) / run_id
+            if D.is_main():
+                stack.enter_context(run_lock(run_dir, run_id))
+                check_resumable(run_dir, dataset)
+                if registry is not None:
+                    registry.resume_run(run_id)
+        else:
+            run_id = new_run_id()
+            if registry is not None:
+                run_id = registry.start_run(
+                    run_id=run_id, name=config.name, recipe=config.recipe, config=config.model_dump(mode="json"),
+                    config_hash=config.config_hash(), seed=config.seed, device=str(device),
+                    dataset_name=dataset.name, dataset_spec=dataset.spec, dataset_fingerprint=dataset.fingerprint,
+                    components=component_rows(resolved), host=socket.gethostname(),
+                )
+            run_id = D.broadcast_object(run_id)
+            run_dir = runs_root(output_root) / run_id
+            if D.is_main():
+                writable_folder(run_dir)
+                stack.enter_context(run_lock(run_dir, run_id))
+                atomic_write_text(run_dir / "config.json", json.dumps(config.model_dump(mode="json"), indent=2))
+                atomic_write_text(run_dir / "run.json", json.dumps(
+                    {"run_id": run_id, "dataset_fingerprint": dataset.fingerprint, "world_size": D.world().size}))
+        run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id, progress=progress)
+        # Hooks hear how the run ended after the registry has recorded it; a hook that raises
+        # after a finished run cannot turn it into a failed one.
+        stack.enter_context(_report_end(plugins, run))
+        stack.enter_context(registry.track(run_id) if registry is not None else nullcontext())
         if config.training.threads:
             torch.set_num_threads(config.training.threads)
         seed_everything(config.seed, device)
-        plugins.notify("mtrec_on_run_start", run=run)
+        run.notify("mtrec_on_run_start", run=run)
         run.identifier = prepare_identifier(run)
         strategy = run.build("transfer")
         models = strategy.execute(run)
@@ -94,7 +157,6 @@ def execute_run(
             model.eval()
         test = run.evaluate(models, "test")
         run.log_metrics(test.rows(stage="final"))
-        save_models(run, strategy, models)
         outcome = RunOutcome(
             run_id=run_id,
             run_dir=run_dir,
@@ -102,11 +164,74 @@ def execute_run(
             stages=[s.__dict__ for s in run.stage_results],
             seconds=time.perf_counter() - started,
         )
-        atomic_write_text(run_dir / "metrics.json", json.dumps(outcome_json(outcome), indent=2))
+        if D.is_main():
+            save_models(run, strategy, models)
+            atomic_write_text(run_dir / "metrics.json", json.dumps(outcome_json(outcome), indent=2))
         if registry is not None:
             registry.set_status(run_id, "finished")
         run.end_metrics = test.flat()
     return outcome
+
+
+# --------------------------------------------------------------------------- run folder
+
+
+def writable_folder(folder: Path) -> None:
+    """Create ``folder`` or say plainly why it cannot be (before any training time is spent)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
+        probe.close()
+    except OSError as exc:
+        raise UserError(
+            f"cannot write the run folder {folder}: {exc.strerror or exc}; set MTREC_HOME to a writable folder"
+        ) from None
+
+
+@contextmanager
+def run_lock(run_dir: Path, run_id: str) -> Iterator[None]:
+    """Hold an exclusive lock on the run folder while the run goes on.
+
+    The operating system drops the lock when the process dies, however it dies (even SIGKILL), so
+    ``--resume`` can tell a run still in progress from one that was killed.
+    """
+    import fcntl
+
+    writable_folder(run_dir)
+    path = run_dir / "run.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(f"run {run_id} is in progress ({owner}); it cannot be resumed while it runs") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def check_resumable(run_dir: Path, dataset: MultiDomainDataset) -> None:
+    info_path = run_dir / "run.json"
+    if (run_dir / "metrics.json").is_file():
+        raise UserError(f"run {run_dir.name} already finished ({run_dir / 'metrics.json'}); there is nothing to resume")
+    if info_path.is_file():
+        info = json.loads(info_path.read_text(encoding="utf-8"))
+        if info.get("dataset_fingerprint") != dataset.fingerprint:
+            raise UserError(
+                f"cannot resume run {run_dir.name}: its dataset changed since the run started "
+                f"(fingerprint {info.get('dataset_fingerprint')} then, {dataset.fingerprint} now)"
+            )
+
+
+# --------------------------------------------------------------------------- steps
 
 
 @contextmanager
@@ -115,33 +240,72 @@ def _report_end(plugins: Plugins, run: RunContext) -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into RunInterrupted by the registry
-        plugins.notify("mtrec_on_run_end", run=run, status="interrupted", metrics={})
+        run.notify("mtrec_on_run_end", run=run, status="interrupted", metrics={})
         raise
     except Exception:
-        plugins.notify("mtrec_on_run_end", run=run, status="failed", metrics={})
+        run.notify("mtrec_on_run_end", run=run, status="failed", metrics={})
         raise
-    plugins.notify("mtrec_on_run_end", run=run, status="finished", metrics=run.end_metrics)
+    run.notify("mtrec_on_run_end", run=run, status="finished", metrics=run.end_metrics)
 
 
 def prepare_identifier(run: RunContext) -> Any:
-    """Fit the identifier, or load the one an earlier run saved (``identifier.from_run``)."""
-    identifier = run.build("identifier")
-    source = run.config.identifier.from_run
-    directory = run.run_dir / "identifier"
-    if source:
-        if run.registry is None:
-            from mtrec.errors import ConfigError
+    """Fit the identifier, or load the one an earlier run saved (``identifier.from_run``).
 
+    Under torchrun every rank fits (same seed, same RNG draws afterwards) and then loads rank 0's
+    saved identifier, so all ranks agree even where fitting is not bit-for-bit reproducible.  A
+    resumed run loads the identifier it saved before the interruption.
+    """
+    identifier = run.build("identifier")
+    directory = run.run_dir / "identifier"
+    done_path, _ = step_paths(run.run_dir, IDENTIFIER_STEP)
+    done = D.broadcast_object(load_checkpoint(done_path) if D.is_main() and done_path.is_file() else None)
+    if done is not None:
+        identifier.load(shared_directory(directory))
+        states = done["rng"]
+        set_rng_state(states[D.world().rank if len(states) == D.world().size else 0])
+        return identifier
+    source = run.config.identifier.from_run
+    if source:
+        if D.is_main() and run.registry is None:
             raise ConfigError("identifier.from_run needs the registry (do not pass --no-registry)")
-        identifier.load(run.registry.artifact_path(source, "identifier"))
+        path = run.registry.artifact_path(source, "identifier") if D.is_main() else None
+        identifier.load(shared_directory(path))
     else:
         identifier.fit(run)
+    if D.is_main():
+        identifier.save(directory)
+    if D.is_distributed():
+        shared = shared_directory(directory)
+        if not D.is_main():
+            identifier.load(shared)
     # Fitted identifiers may report quality (codebook usage, collisions) as registry metric rows.
     if hasattr(identifier, "metric_rows"):
         run.log_metrics(identifier.metric_rows())
-    identifier.save(directory)
     run.log_artifact("identifier", directory)
+    states = D.all_gather_objects(rng_state())
+    if D.is_main():
+        atomic_torch_save({"name": "identifier", "rng": states}, done_path)
     return identifier
+
+
+def shared_directory(path: Path | None) -> Path:
+    """Rank 0's folder ``path``; other ranks get a private copy of its files (nodes share no disk)."""
+    if not D.is_distributed():
+        assert path is not None
+        return path
+    files = None
+    if D.is_main():
+        assert path is not None
+        files = {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    files = D.broadcast_object(files)
+    if D.is_main():
+        return path  # type: ignore[return-value]
+    copy = Path(tempfile.mkdtemp(prefix=f"mtrec-rank{D.world().rank}-"))
+    atexit.register(shutil.rmtree, copy, True)
+    for rel, data in files.items():
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_bytes(data)
+    return copy
 
 
 def save_models(run: RunContext, strategy: Any, models: dict[int, torch.nn.Module]) -> None:
@@ -159,5 +323,3 @@ def outcome_json(outcome: RunOutcome) -> dict:
         "stages": outcome.stages,
         "seconds": outcome.seconds,
     }
-
-

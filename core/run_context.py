@@ -105,13 +105,22 @@ class RunContext:
         return self.run_dir / "checkpoints" / (re.sub(r"[^A-Za-z0-9_.-]+", "_", stage) + ".pt")
 
     def train_stage(self, model: nn.Module, stage: Stage) -> StageResult:
+        """Train ``model`` through ``stage`` (under torchrun: DDP on every rank; on resume: a
+        finished stage is loaded, an interrupted one continues after its last epoch)."""
         from mtrec.training.trainer import train_stage
 
         result = train_stage(self, model, stage)
         self.stage_results.append(result)
         best = {"best_epoch": result.best_epoch, "best_value": result.best_value, "seconds": result.seconds}
-        self.plugins.notify("mtrec_on_stage_end", run=self, stage=stage.name, metrics=best)
+        self.notify("mtrec_on_stage_end", run=self, stage=stage.name, metrics=best)
         return result
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook; under torchrun only rank 0 does, so integrations report once."""
+        from mtrec.training.distributed import is_main
+
+        if is_main():
+            self.plugins.notify(hook_name, **kwargs)
 
     # ------------------------------------------------------------------ evaluation
     def examples(self, split: str, domains: list[int] | None = None) -> dict[str, np.ndarray]:

@@ -385,15 +385,46 @@ class Registry:
 
     @_db_errors
     def set_status(self, run_id: str, status: str, error: str | None = None) -> None:
-        """Set the status; a terminal one (finished, failed, interrupted) also sets ``ended_at``."""
+        """Set the status; a terminal one (finished, failed, interrupted) also sets ``ended_at``.
+
+        ``finished`` is final: its metrics and artifacts are what a later run may reuse, so a
+        finished run cannot go back to running (``mtrec run --resume`` refuses it).
+        """
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}")
         with self._write() as s, s.begin():
             run = s.get(Run, self._resolve(s, run_id, prefix=False))
             assert run is not None
+            if run.status == "finished" and status != "finished":
+                raise RegistryError(f"run {run.id} is finished; its status cannot become {status!r}")
             run.status = status
             run.error = error
             run.ended_at = _utcnow() if status in TERMINAL_STATUSES else None
+
+    @_db_errors
+    def resume_run(self, run_id: str) -> str:
+        """Move a run that ended without finishing back to ``running``; return the status it had.
+
+        The transitions are ``interrupted`` or ``failed`` -> ``running``.  A run still marked
+        ``running`` is one whose process died without recording its end (SIGKILL, out of memory,
+        power loss): it is first recorded as ``interrupted``, in its own transaction, and then
+        resumed, so it also reports ``interrupted``.  The caller must make sure that process is
+        gone (the engine holds the run folder's lock).  A finished run cannot be resumed.
+        """
+        with self._write() as s, s.begin():
+            run = s.get(Run, self._resolve(s, run_id, prefix=False))
+            assert run is not None
+            previous = run.status
+            if previous == "finished":
+                raise RegistryError(f"run {run.id} already finished; there is nothing to resume")
+            if previous == "running":
+                run.status, run.ended_at = "interrupted", _utcnow()
+                run.error = "the process ended without recording how (killed with SIGKILL, out of memory?)"
+        with self._write() as s, s.begin():
+            run = s.get(Run, run_id)
+            assert run is not None
+            run.status, run.error, run.ended_at = "running", None, None
+        return "interrupted" if previous == "running" else previous
 
     @_db_errors
     def set_tags(self, run_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import gzip
 from collections import Counter
 from functools import lru_cache
@@ -386,6 +388,13 @@ MALFORMED_CASES = [
     ("unisrec_missing_item2index", "unisrec", "Shop.item2index", None, "missing required file"),
     ("unisrec_wrong_columns", "unisrec", "Shop.test.inter", 3, "expected 3 tab-separated columns"),
     ("syncrec_list_lengths", "syncrec", "amazon_seq.txt", 3, "differ in length"),
+    ("csv_empty_domain", "csv", "items.csv", None, "domain(s) 'B' of the item table have no interactions"),
+]
+
+# Problems only visible once the sources are assembled into a dataset (through load_dataset).
+MALFORMED_DATASET_CASES = [
+    # (fixture folder, format, message fragment)
+    ("csv_short_sequences", "csv", "domain(s) B have no test targets: every user's sequence there is shorter than 3"),
 ]
 
 
@@ -401,8 +410,19 @@ def test_malformed(folder, fmt, file, line, fragment):
         assert err.line == line and f"line {line}:" in message
 
 
+@pytest.mark.parametrize(("folder", "fmt", "fragment"), MALFORMED_DATASET_CASES, ids=[c[0] for c in MALFORMED_DATASET_CASES])
+def test_malformed_dataset(folder, fmt, fragment):
+    from mtrec.data.load import load_dataset
+    from mtrec.data.spec import spec_from_mapping
+
+    spec = spec_from_mapping({"name": folder, "sources": [{"format": fmt, "path": str(MALFORMED / folder)}]})
+    with pytest.raises(DataError, match=re.escape(fragment)):
+        load_dataset(spec, FORMATS, use_cache=False)
+
+
 def test_malformed_corpus_is_covered():
-    assert sorted(p.name for p in MALFORMED.iterdir() if p.is_dir()) == sorted(c[0] for c in MALFORMED_CASES)
+    cases = [c[0] for c in MALFORMED_CASES] + [c[0] for c in MALFORMED_DATASET_CASES]
+    assert sorted(p.name for p in MALFORMED.iterdir() if p.is_dir()) == sorted(cases)
 
 
 def test_amazon2018_lenient_options(tmp_path):

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from mtrec.components import Decoder
 from mtrec.data.model import MultiDomainDataset
-from mtrec.evaluation.metrics import metric_values, ranks_from_scores, ranks_from_topk
+from mtrec.evaluation.metrics import group_auc, metric_values, pooled_auc, ranks_from_scores, ranks_from_topk
+from mtrec.training.distributed import all_gather_objects, shard
 
 AVERAGE = "average"
 
@@ -114,9 +115,11 @@ def evaluate(
         model.eval()
         idx = np.flatnonzero(examples["domain"] == d)
         full_candidates = torch.as_tensor(dataset.domain_items[d], device=device)
-        sums: dict[str, torch.Tensor] = {}
-        for start in range(0, idx.size, batch_size):
-            sel = idx[start : start + batch_size]
+        local = shard(idx)  # under torchrun: this rank's share of the domain's users
+        per_example: dict[str, list[torch.Tensor]] = {}
+        sampled_scores: list[np.ndarray] = []  # sampled protocol: [B, 1 + N] scores, target first
+        for start in range(0, local.size, batch_size):
+            sel = local[start : start + batch_size]
             batch = {k: torch.as_tensor(v[sel], device=device) for k, v in examples.items()}
             candidates = full_candidates if sampled is None else torch.as_tensor(sampled[sel], device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
@@ -134,9 +137,14 @@ def evaluate(
             n_cand = None
             if sampled is not None:
                 n_cand = torch.full_like(ranks, candidates.shape[1])
+                if ranking.scores is not None:
+                    sampled_scores.append(scores.cpu().double().numpy())
             for name, values in metric_values(ranks.cpu(), ks, None if n_cand is None else n_cand.cpu()).items():
-                sums[name] = sums.get(name, torch.zeros((), dtype=torch.float64)) + values.sum()
+                per_example.setdefault(name, []).append(values)
             bar.update(sel.size)
+        sums = _gathered_sums(idx, local, per_example)
+        if sampled is not None:  # every rank takes part in the gather, scored or not
+            sums.update(_sampled_aucs(idx, local, sampled_scores, examples["user"]))
         name = dataset.domains[d]
         report.metrics[name] = {m: float(s / idx.size) for m, s in sums.items()}
         report.counts[name] = int(idx.size)
@@ -148,6 +156,46 @@ def evaluate(
         report.metrics[AVERAGE] = {m: float(s / n_total) for m, s in totals.items()}
         report.counts[AVERAGE] = n_total
     return report
+
+
+def _sampled_aucs(idx: np.ndarray, local: np.ndarray, scores: list[np.ndarray], users: np.ndarray) -> dict[str, torch.Tensor]:
+    """Pooled AUC and GAUC of one domain under the sampled protocol, as sums over its examples.
+
+    Neither is a mean of per-example values, so every rank's scores are gathered first; the value
+    is returned times the example count so that the average over domains is user-weighted.
+    """
+    parts = all_gather_objects((local, np.concatenate(scores) if scores else None))
+    if any(s is None and p.size for p, s in parts):  # a decoder that returns top-k lists, not scores
+        return {}
+    parts = [(p, s) for p, s in parts if s is not None]
+    order = np.argsort(np.concatenate([p for p, _ in parts]), kind="stable")
+    table = np.concatenate([s for _, s in parts])[order]
+    values = {"pooled_auc": pooled_auc(table[:, 0], table[:, 1:]),
+              "gauc": group_auc(table[:, 0], table[:, 1:], users[idx])}
+    return {m: torch.tensor(v * idx.size, dtype=torch.float64) for m, v in values.items()}
+
+
+def _gathered_sums(idx: np.ndarray, local: np.ndarray, per_example: dict[str, list[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Each metric summed over every example of ``idx`` (sorted), whichever rank scored it.
+
+    Every rank's per-example values are gathered and put back in example order before summing,
+    so the sums are exactly those of one process scoring every example; an example scored twice
+    or by no rank is a bug and stops the run.
+    """
+    mine = {m: torch.cat(v).numpy() for m, v in per_example.items()}
+    parts = all_gather_objects((local, mine))
+    names = list(dict.fromkeys(m for _, values in parts for m in values))
+    full = {m: np.zeros(idx.size, dtype=np.float64) for m in names}
+    seen = np.zeros(idx.size, dtype=np.int64)
+    for part_idx, values in parts:
+        pos = np.searchsorted(idx, part_idx)
+        np.add.at(seen, pos, 1)
+        for m, v in values.items():
+            full[m][pos] = v
+    if not np.all(seen == 1):
+        raise RuntimeError(f"evaluation shards cover {int((seen == 0).sum())} examples 0 times and "
+                           f"{int((seen > 1).sum())} more than once")
+    return {m: torch.tensor(v.sum(), dtype=torch.float64) for m, v in full.items()}
 
 
 def _mask_history(scores: torch.Tensor, candidates: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:

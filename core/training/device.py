@@ -12,8 +12,12 @@ from mtrec.errors import ConfigError
 
 
 def pick_device(spec: str) -> torch.device:
+    """``auto`` is CUDA when present; under ``torchrun`` a CUDA device means this rank's ``cuda:LOCAL_RANK``."""
+    local = int(os.environ.get("LOCAL_RANK", "0")) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
     if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec == "cuda" and local is not None and torch.cuda.is_available():
+        return torch.device("cuda", local)
     try:
         device = torch.device(spec)
     except RuntimeError:

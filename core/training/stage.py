@@ -71,3 +71,6 @@ class StageResult:
     seconds: float
     seconds_per_epoch: float
     history: list[dict] = field(default_factory=list)  # per validated epoch: {"epoch", "loss", metric...}
+    peak_rss_mb: float = float("nan")  # peak resident memory of the process during the stage (MiB)
+    peak_gpu_mb: float | None = None  # peak CUDA memory allocated during the stage (MiB), on GPU only
+    resumed_from_epoch: int = 0  # > 0 when `mtrec run --resume` continued the stage after that epoch

@@ -1,22 +1,46 @@
 """The training loop every stage of every recipe runs through.
 
-Training tensors live on the device for the whole stage and are sliced by a seeded permutation
-each epoch: no DataLoader workers, no per-batch host-to-device copies, and the same batches in the
-same order on every CPU run.  The best epoch by validation ``select_metric`` (NDCG@10 by default)
+Training tensors live on the device for the whole stage and are sliced by a seeded
+:class:`~torch.utils.data.DistributedSampler` order each epoch (seed = run seed + stage index,
+reshuffled by epoch): no DataLoader workers, no per-batch host-to-device copies, the same batches
+in the same order on every CPU run.  Under ``torchrun`` each rank takes its share of every
+epoch's order and trains a :class:`~torch.nn.parallel.DistributedDataParallel` replica (see
+:mod:`mtrec.training.distributed`); the union of the ranks' batches at each step is the batch a
+single process would take.  The best epoch by validation ``select_metric`` (NDCG@10 by default)
 is kept and restored at the end; the test split is never touched here.
+
+Resume: after every epoch rank 0 writes ``<run>/checkpoints/resume/<NNN-stage>.last.pt`` (model,
+optimizer, combiner, epoch, best state, early-stopping counters, history, every rank's RNG
+states) and at the end of the stage ``<NNN-stage>.done.pt`` (final weights, result, RNG).  A
+resumed run (``mtrec run --resume``) replays the strategy: finished stages load their result
+instead of training, the interrupted one continues after its last epoch, and the RNG states make
+the continuation the same computation as an uninterrupted run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import time
-from typing import TYPE_CHECKING
+from contextlib import nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
+from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
-from mtrec.training.checkpoint import atomic_torch_save
+from mtrec.training import distributed as D
+from mtrec.training.checkpoint import (
+    atomic_torch_save,
+    load_checkpoint,
+    rng_state,
+    set_rng_state,
+    step_paths,
+)
+from mtrec.training.memory import PeakMemory
 from mtrec.training.stage import Stage, StageResult
 
 if TYPE_CHECKING:
@@ -32,7 +56,48 @@ def trainable_parameters(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
     return params
 
 
+def stage_key(index: int, name: str) -> str:
+    """File-safe, ordered, unique name of a stage's resume files (stage names may repeat)."""
+    return f"{index:03d}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
 def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResult:
+    index = run.stage_counter()
+    done_path, last_path = step_paths(run.run_dir, stage_key(index, stage.name))
+    device = run.device
+    model.to(device)
+    if isinstance(stage.combine, nn.Module):
+        stage.combine.to(device)
+
+    done = _read_on_main(done_path)
+    if done is not None:  # resumed run: this stage finished before the interruption
+        return _restore_finished(model, stage, done)
+
+    # Ranks draw different dropout masks and negatives; the global RNG is left as it was found,
+    # so work between stages sees the same random state on every rank.
+    forked = torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if D.is_distributed() else nullcontext()
+    with forked, PeakMemory(device) as peak:
+        if D.is_distributed():
+            torch.manual_seed(D.stage_seed(run.seed, index))
+        result = _train(run, model, stage, index, last_path)
+    result.peak_rss_mb, result.peak_gpu_mb = peak.rss_mb, peak.gpu_mb
+
+    states = _states_of_all_ranks()
+    if D.is_main():
+        final = {
+            "name": stage.name,
+            "model": model.state_dict(),
+            "combine": stage.combine.state_dict() if isinstance(stage.combine, nn.Module) else None,
+            "result": dataclasses.asdict(result),
+            "rng": states,
+        }
+        atomic_torch_save(final, done_path)
+        last_path.unlink(missing_ok=True)
+        _logged_marker(last_path).unlink(missing_ok=True)
+    return result
+
+
+def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_path: Path) -> StageResult:
     cfg = run.config.training
     epochs = stage.epochs or cfg.epochs
     lr = stage.lr or cfg.lr
@@ -40,10 +105,8 @@ def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResul
     weight_decay = cfg.weight_decay if stage.weight_decay is None else stage.weight_decay
     patience = stage.patience or cfg.patience
     device = run.device
+    world = D.world()
 
-    model.to(device)
-    if isinstance(stage.combine, nn.Module):
-        stage.combine.to(device)
     tensors = model.train_tensors(run, stage.domains)
     n = next(iter(tensors.values())).shape[0]
     if n == 0:
@@ -58,67 +121,155 @@ def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResul
     # One fused kernel on CUDA; multi-tensor ops on CPU (far fewer tiny kernels than per-parameter).
     fused = device.type == "cuda"
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused, foreach=not fused)
-    loss_fn = torch.compile(model.loss) if (cfg.compile and device.type == "cuda") else model.loss
-    generator = torch.Generator().manual_seed(run.seed + run.stage_counter())
+    step, undo = _step_function(run, model, stage, params)
+    # Each rank's share of each epoch's seeded order; the ranks' batches together are the global batch.
+    sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True, seed=run.seed + index)
+    local_batch = math.ceil(batch_size / world.size)
     amp = run.autocast
 
-    best_value, best_epoch, best_state, since_best = -math.inf, 0, None, 0
-    history: list[dict] = []
+    state: dict[str, Any] = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "best_state": None,
+                             "since_best": 0, "history": [], "train_seconds": 0.0, "elapsed": 0.0, "stopped": False}
+    last = _read_on_main(last_path)
+    if last is not None:  # resumed in the middle of this stage
+        model.load_state_dict(last["model"])
+        optimizer.load_state_dict(last["optimizer"])
+        if last["combine"] is not None:
+            stage.combine.load_state_dict(last["combine"])
+        state = {k: last[k] for k in state}
+        set_rng_state(last["rng"][world.rank if len(last["rng"]) == world.size else 0])
+        if D.is_main() and _logged_epoch(last_path) < last["epoch"]:  # killed between checkpoint and logging
+            run.log_metrics(last["rows"])
+            _mark_logged(last_path, last["epoch"])
+    resumed_from, elapsed_before = state["epoch"], state["elapsed"]
+
     started = time.perf_counter()
-    train_seconds = 0.0
-    epochs_run = 0
-    bar = tqdm(range(1, epochs + 1), desc=f"{stage.name}", unit="epoch", disable=not run.progress)
-    for epoch in bar:
-        epoch_start = time.perf_counter()
-        model.train()
-        order = torch.randperm(n, generator=generator).to(device)
-        total, batches = 0.0, 0
-        for start in range(0, n, batch_size):
-            idx = order[start : start + batch_size]
-            batch = {k: v[idx] for k, v in tensors.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss = stage.combine(loss_fn(batch))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            optimizer.step()
-            total += float(loss.detach())
-            batches += 1
-        train_seconds += time.perf_counter() - epoch_start
-        epochs_run = epoch
-        row: dict = {"epoch": epoch, "loss": total / max(batches, 1)}
-        if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
-            judged = stage.validate_on if stage.validate_on is not None else stage.domains
-            report = run.evaluate({d: model for d in judged}, "valid", judged)
-            value = report.get(cfg.select_metric)
-            row.update(report.metrics["average"])
-            run.log_metrics(report.rows(stage=stage.name, step=epoch))
-            if value > best_value:
-                best_value, best_epoch, since_best = value, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                atomic_torch_save(best_state, run.checkpoint_path(stage.name))
+    bar = tqdm(range(state["epoch"] + 1, epochs + 1), desc=f"{stage.name}", unit="epoch",
+               disable=not (run.progress and D.is_main()), initial=state["epoch"], total=epochs)
+    try:
+        for epoch in bar if not state["stopped"] else []:
+            epoch_start = time.perf_counter()
+            model.train()
+            sampler.set_epoch(epoch)
+            order = torch.as_tensor(list(sampler), device=device)
+            total, batches = 0.0, 0
+            for start in range(0, order.numel(), local_batch):
+                idx = order[start : start + local_batch]
+                batch = {k: v[idx] for k, v in tensors.items()}
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss = step(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                optimizer.step()
+                total += float(loss.detach())
+                batches += 1
+            state["train_seconds"] += time.perf_counter() - epoch_start
+            state["epoch"] = epoch
+            row: dict = {"epoch": epoch, "loss": D.mean_over_ranks(total / max(batches, 1))}
+            rows: list[dict] = []
+            if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
+                judged = stage.validate_on if stage.validate_on is not None else stage.domains
+                report = run.evaluate({d: model for d in judged}, "valid", judged)
+                value = report.get(cfg.select_metric)
+                row.update(report.metrics["average"])
+                rows = report.rows(stage=stage.name, step=epoch)
+                if value > state["best_value"]:
+                    state.update(best_value=value, best_epoch=epoch, since_best=0)
+                    state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if D.is_main():
+                        atomic_torch_save(state["best_state"], run.checkpoint_path(stage.name))
+                else:
+                    state["since_best"] += 1
+                bar.set_postfix(loss=f"{row['loss']:.4f}", **{f"val_{cfg.select_metric}": f"{value:.4f}",
+                                                             "best": state["best_epoch"]})
+                state["stopped"] = state["since_best"] >= patience
             else:
-                since_best += 1
-            bar.set_postfix(loss=f"{row['loss']:.4f}", **{f"val_{cfg.select_metric}": f"{value:.4f}", "best": best_epoch})
-            history.append(row)
-            if since_best >= patience:
+                bar.set_postfix(loss=f"{row['loss']:.4f}")
+            state["history"].append(row)
+            state["elapsed"] = elapsed_before + time.perf_counter() - started
+            # Checkpoint (with this epoch's rows), log, then mark them logged: a resumed stage logs
+            # an epoch's rows once even when the kill fell between the checkpoint and the registry.
+            _save_last(last_path, model, optimizer, stage, dict(state, rows=rows))
+            run.log_metrics(rows)
+            if D.is_main():
+                _mark_logged(last_path, epoch)
+            if state["stopped"]:
                 break
-        else:
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
-            history.append(row)
-    bar.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    finally:
+        bar.close()
+        undo()
+    if state["best_state"] is not None:
+        model.load_state_dict(state["best_state"])
+        best_epoch, best_value = state["best_epoch"], state["best_value"]
     else:  # no validation in this stage: the last epoch is the result
-        best_epoch, best_value = epochs_run, float("nan")
-    seconds = time.perf_counter() - started
+        best_epoch, best_value = state["epoch"], float("nan")
+    epochs_run = state["epoch"]
     return StageResult(
         name=stage.name,
         best_epoch=best_epoch,
         best_value=best_value,
         epochs_run=epochs_run,
-        seconds=seconds,
-        seconds_per_epoch=train_seconds / max(epochs_run, 1),
-        history=history,
+        seconds=elapsed_before + time.perf_counter() - started,
+        seconds_per_epoch=state["train_seconds"] / max(epochs_run, 1),
+        history=state["history"],
+        resumed_from_epoch=resumed_from,
     )
+
+
+def _step_function(run: "RunContext", model: nn.Module, stage: Stage, params: list[nn.Parameter]) -> tuple[Callable, Callable[[], None]]:
+    """``batch -> scalar loss`` for this process, and what to undo when the stage ends."""
+    compile_it = run.config.training.compile and run.device.type == "cuda"
+    if D.is_distributed():
+        ddp, undo = D.wrap_ddp(model, stage.combine, params, run.device)
+        return (torch.compile(ddp) if compile_it else ddp), undo
+    loss_fn = torch.compile(model.loss) if compile_it else model.loss
+    return (lambda batch: stage.combine(loss_fn(batch))), (lambda: None)
+
+
+def _save_last(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, stage: Stage, state: dict) -> None:
+    states = _states_of_all_ranks()
+    if not D.is_main():
+        return
+    checkpoint = dict(state, model=model.state_dict(), optimizer=optimizer.state_dict(), rng=states, name=stage.name,
+                      combine=stage.combine.state_dict() if isinstance(stage.combine, nn.Module) else None)
+    atomic_torch_save(checkpoint, path)
+
+
+def _logged_marker(last_path: Path) -> Path:
+    return last_path.with_name(last_path.name.replace(".last.pt", ".logged"))
+
+
+def _mark_logged(last_path: Path, epoch: int) -> None:
+    from mtrec.training.checkpoint import atomic_write_text
+
+    atomic_write_text(_logged_marker(last_path), str(epoch))
+
+
+def _logged_epoch(last_path: Path) -> int:
+    marker = _logged_marker(last_path)
+    return int(marker.read_text()) if marker.is_file() else 0
+
+
+def _states_of_all_ranks() -> list[dict]:
+    return D.all_gather_objects(rng_state())
+
+
+def _read_on_main(path: Path) -> Any:
+    """Rank 0 reads a resume file (if there is one) and hands it to every rank."""
+    data = load_checkpoint(path) if D.is_main() and path.is_file() else None
+    return D.broadcast_object(data)
+
+
+def _restore_finished(model: nn.Module, stage: Stage, done: dict) -> StageResult:
+    if done["name"] != stage.name:
+        raise RuntimeError(
+            f"cannot resume: the run's stage at this position was {done['name']!r}, now {stage.name!r} "
+            "(did the plugin or its config change since the run started?)"
+        )
+    model.load_state_dict(done["model"])
+    if done["combine"] is not None:
+        stage.combine.load_state_dict(done["combine"])
+    states = done["rng"]
+    set_rng_state(states[D.world().rank if len(states) == D.world().size else 0])
+    return StageResult(**done["result"])

@@ -219,3 +219,56 @@ def as_text(value: Any, sep: str = ", ") -> str:
     if isinstance(value, (list, tuple)):
         return sep.join(as_text(v, sep) for v in value if v is not None and as_text(v, sep) != "")
     return str(value)
+
+
+class InteractionBuffer:
+    """Interactions collected as compact arrays while a large file streams by.
+
+    A reader calls :meth:`add` once per interaction; users, domains and items are coded as
+    integers in arrays (about 16 bytes per interaction) instead of a Python tuple, float and
+    strings per line (about 250 bytes).  :meth:`sequences` then orders each user's interactions
+    by time (stable: equal times keep file order) and hands out one shared ``(domain, item)``
+    tuple per distinct item, so the result costs a list slot per interaction.
+    """
+
+    def __init__(self) -> None:
+        from array import array
+
+        self._users: dict[str, int] = {}
+        self._pairs: dict[tuple[str, str], int] = {}
+        self._pair_list: list[tuple[str, str]] = []
+        self._user_code = array("i")
+        self._pair_code = array("i")
+        self._time = array("d")
+
+    def __len__(self) -> int:
+        return len(self._time)
+
+    def add(self, user: str, domain: str, item: str, time: float = 0.0) -> None:
+        u = self._users.get(user)
+        if u is None:
+            u = self._users[user] = len(self._users)
+        key = (domain, item)
+        p = self._pairs.get(key)
+        if p is None:
+            p = self._pairs[key] = len(self._pair_list)
+            self._pair_list.append(key)
+        self._user_code.append(u)
+        self._pair_code.append(p)
+        self._time.append(time)
+
+    def sequences(self) -> dict[str, list[tuple[str, str]]]:
+        """Each user's ``(domain, item)`` list in time order, users in order of first appearance."""
+        import numpy as np
+
+        users = np.frombuffer(self._user_code, dtype=np.int32)
+        pairs = np.frombuffer(self._pair_code, dtype=np.int32)
+        times = np.frombuffer(self._time, dtype=np.float64)
+        order = np.lexsort((np.arange(users.size), times, users))  # user, then time, then file order
+        bounds = np.searchsorted(users[order], np.arange(len(self._users) + 1))
+        shared = np.empty(len(self._pair_list), dtype=object)  # one tuple per distinct item, referenced
+        for i, pair in enumerate(self._pair_list):
+            shared[i] = pair
+        ordered = shared[pairs[order]]
+        del order
+        return {name: ordered[bounds[u] : bounds[u + 1]].tolist() for name, u in self._users.items()}

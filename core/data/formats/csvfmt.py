@@ -22,7 +22,7 @@ import csv
 from pathlib import Path
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import check_options, iter_lines, parse_time, require_file, unknown_item
+from mtrec.data.formats._io import InteractionBuffer, check_options, iter_lines, parse_time, require_file, unknown_item
 from mtrec.errors import DataError
 
 DEFAULTS = {
@@ -131,7 +131,7 @@ def read_csv(path: Path, *, domain: str | None = None, options: dict | None = No
 
     # ---- interactions
     delim = _delimiter(inter_file, opts["delimiter"])
-    events: dict[str, list[tuple[float, tuple[str, str]]]] = {}
+    events = InteractionBuffer()  # compact arrays, not a Python tuple per line: files may be large
     items: dict[str, dict[str, dict[str, str]]] = {}
     cols = None
     for lineno, header, row in _rows(inter_file, delim):
@@ -160,9 +160,18 @@ def read_csv(path: Path, *, domain: str | None = None, options: dict | None = No
         t = 0.0
         if cols["time"] is not None:
             t = parse_time(row[cols["time"]], path=inter_file, line=lineno, column=opts["time_column"])
-        events.setdefault(user, []).append((t, (dom, raw)))
-    sequences = {u: [x for _, x in sorted(ev, key=lambda e: e[0])] for u, ev in events.items()}
-    return ImportedSource(items=items, sequences=sequences)
+        events.add(user, dom, raw, t)
+    if not len(events):
+        raise DataError("no interactions: the file has a header line and no rows", path=inter_file)
+    if fields_of is not None and item_has_domain:
+        empty = sorted({d for d, _ in fields_of if d not in items})
+        if empty:
+            raise DataError(
+                f"domain(s) {', '.join(map(repr, empty))} of the item table have no interactions in "
+                f"{inter_file.name}: an empty domain cannot be trained or evaluated; remove its items",
+                path=item_file,
+            )
+    return ImportedSource(items=items, sequences=events.sequences())
 
 
 def detect(path: Path) -> bool:

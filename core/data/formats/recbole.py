@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import check_options, find_one, iter_lines, parse_time, sort_by_time, unknown_item
+from mtrec.data.formats._io import InteractionBuffer, check_options, find_one, iter_lines, parse_time, unknown_item
 from mtrec.errors import DataError
 
 DEFAULTS = {
@@ -111,7 +111,7 @@ def read_recbole(path: Path, *, domain: str | None = None, options: dict | None 
                 raise DataError(f"duplicate item id {raw!r} in the item table", path=item_file, line=lineno)
             table[raw] = {name: cells[i].strip() for i, name in text_cols}
 
-    events: dict[str, list[tuple[float, tuple[str, str]]]] = {}
+    events = InteractionBuffer()  # compact arrays, not a Python tuple per line: files may be large
     has_time = None
     user_col = item_col = time_col = None
     items_seen: dict[str, dict[str, str]] = {}
@@ -130,8 +130,10 @@ def read_recbole(path: Path, *, domain: str | None = None, options: dict | None 
         else:
             items_seen.setdefault(raw, {})
         t = parse_time(cells[time_col], path=inter_file, line=lineno, column=opts["time_field"]) if has_time else 0.0
-        events.setdefault(user, []).append((t, (domain, raw)))
-    sequences = {u: sort_by_time(ev) for u, ev in events.items()}
+        events.add(user, domain, raw, t)
+    if not len(events):
+        raise DataError("no interactions: the file has a header line and no rows", path=inter_file)
+    sequences = events.sequences()
     return ImportedSource(items={domain: table if table is not None else items_seen}, sequences=sequences)
 
 
