@@ -186,6 +186,33 @@ def plugins_list(fmt: str) -> None:
         click.echo(f"\n(MTREC_LOAD_PLUGINS={os.environ['MTREC_LOAD_PLUGINS']} restricts which plugins load)")
 
 
+@plugins.command("new")
+@click.argument("name")
+@click.option("--path", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
+              metavar="DIR", help="Folder in which the plugin's folder NAME is created.")
+def plugins_new(name: str, parent: str) -> None:
+    """Create a plugin distribution in DIR/NAME: an encoder, a recipe, a test, a README.
+
+    \b
+    NAME is lowercase words joined by hyphens; it names the entry point, the encoder and the
+    recipe; the distribution is mtrec-NAME, the package mtrec_NAME (hyphens as underscores).  Then:
+        pip install -e NAME          (add --no-build-isolation when offline)
+        mtrec plugins list
+        mtrec run --plugin NAME --quick
+    Writing a plugin step by step: docs/plugins.md.
+    """
+    from mtrec.scaffold import create_plugin, plugin_names
+
+    plugin_names(name)  # a bad NAME is refused before the (slower) plugin loading below
+    catalogue = _plugins().catalogue
+    taken = set(catalogue.components["encoder"]) | set(catalogue.recipes)
+    folder = create_plugin(name, Path(parent), taken=taken, mtrec_version=__version__)
+    names = plugin_names(name)
+    click.echo(f"created {folder}/ (distribution {names.distribution}, package {names.package}, "
+               f"encoder and recipe {names.name!r})")
+    click.echo(f"next:  pip install -e {folder}  &&  mtrec run --plugin {names.name} --quick")
+
+
 @main.group()
 def components() -> None:
     """Registered components and recipes."""

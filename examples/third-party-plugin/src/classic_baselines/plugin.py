@@ -1,0 +1,73 @@
+"""The plugin module named by the ``mtrec.plugins`` entry point: registers components and recipes.
+
+Only mtrec's public API is used: :mod:`mtrec.components` (Component, Recipe, Encoder, Params),
+:data:`mtrec.hookspecs.hookimpl`, :mod:`mtrec.data.views` and :mod:`mtrec.training.stage`.
+The built-in ``atomic`` identifier, ``single-domain`` transfer and ``topk`` decoder complete the
+recipes; they are referred to by name, as any plugin's components would be.
+"""
+
+from __future__ import annotations
+
+from mtrec.components import Component, Recipe
+from mtrec.hookspecs import hookimpl
+
+from classic_baselines.gru4rec import Gru4RecParams, build_gru4rec
+from classic_baselines.popularity import NoTraining, NoTrainingParams, PopularityParams, build_popularity
+
+# What the built-in `topk` decoder requires of an encoder (`scores`), plus the family tags the
+# built-in SASRec provides, so other components that ask for them accept GRU4Rec too.
+DISCRIMINATIVE = frozenset({"discriminative", "scores", "embeddings"})
+
+
+@hookimpl
+def mtrec_register_components(register) -> None:
+    register(Component(
+        kind="encoder", name="gru4rec", factory=build_gru4rec, params=Gru4RecParams,
+        description="GRU4Rec (Hidasi et al. 2016): a GRU over the history, softmax CE over the target domain's items.",
+        provides=DISCRIMINATIVE,
+    ))
+    register(Component(
+        kind="encoder", name="popularity", factory=build_popularity, params=PopularityParams,
+        description="Most training interactions in the target domain first (ties: lower item id); ignores the history.",
+        provides=frozenset({"discriminative", "scores", "training-free"}),
+        requires={"transfer": frozenset({"no-training"})},
+    ))
+    register(Component(
+        kind="transfer", name="no-training", factory=NoTraining, params=NoTrainingParams,
+        description="Use the encoder as built, for every target domain: no training stage (count-based baselines).",
+        provides=frozenset({"no-training"}),
+        requires={"encoder": frozenset({"training-free"})},
+    ))
+
+
+@hookimpl
+def mtrec_register_recipes(register) -> None:
+    register(Recipe(
+        name="gru4rec",
+        description="GRU4Rec with atomic item IDs, one model per domain, full-ranking top-k.",
+        config={
+            "identifier": {"name": "atomic"},
+            "encoder": {"name": "gru4rec", "params": {"embedding": 64, "hidden": 128, "layers": 1, "dropout": 0.3}},
+            "transfer": {"name": "single-domain"},
+            "decoder": {"name": "topk"},
+            "data": {"max_len": 20},
+            "training": {"epochs": 100, "lr": 1e-3, "batch_size": 256, "patience": 10},
+        },
+        quick={
+            "encoder": {"params": {"embedding": 32, "hidden": 32}},
+            "training": {"epochs": 3, "patience": 2},
+            "evaluation": {"valid_max_users": 300},
+        },
+    ))
+    register(Recipe(
+        name="pop",
+        description="Popularity: training-interaction counts in the target domain (the floor every model must beat).",
+        config={
+            "identifier": {"name": "atomic"},
+            "encoder": {"name": "popularity"},
+            "transfer": {"name": "no-training"},
+            "decoder": {"name": "topk"},
+        },
+        # Nothing to shrink: counting is already instant; the profile exists because every recipe has one.
+        quick={"evaluation": {"valid_max_users": 300}},
+    ))
