@@ -49,8 +49,9 @@ def mtrec_register_components(register: Callable[["Component"], None]) -> None:
 
         @hookimpl
         def mtrec_register_components(register):
-            register(Component(kind="decoder", name="popularity", factory=Popularity,
-                               params=PopularityParams, description="most popular items first"))
+            register(Component(kind="encoder", name="gru4rec", factory=build_gru4rec,
+                               params=GRU4RecParams, provides=frozenset({"scores"}),
+                               description="GRU over the history, softmax over the domain's items"))
     """
 
 
