@@ -96,3 +96,49 @@ def test_sampled_negatives_are_seeded_unseen_and_in_domain():
     first = sample_negatives(ds, examples, 1, seed=7)
     assert first.tolist() == [[3, 4]]
     assert np.array_equal(first, sample_negatives(ds, examples, 1, seed=7))
+
+
+# ----------------------------------------------------------------------------- pooled AUC and GAUC
+
+def test_pooled_auc_hand_computed():
+    from mtrec.evaluation.metrics import pooled_auc
+
+    # 0.9 beats 0.5, 0.1, 0.3 and ties 0.9 -> 3.5 of 4 pairs; 0.2 beats only 0.1 -> 1 of 4
+    assert pooled_auc(np.array([0.9, 0.2]), np.array([[0.5, 0.1], [0.3, 0.9]])) == pytest.approx(4.5 / 8)
+
+
+def test_group_auc_weights_groups_by_candidates():
+    from mtrec.evaluation.metrics import group_auc
+
+    pos, neg = np.array([0.9, 0.2]), np.array([[0.5, 0.1], [0.3, 0.9]])
+    # two users: 1.0 (3 candidates) and 0.0 (3 candidates) -> 0.5, whereas pooling gives 0.5625
+    assert group_auc(pos, neg, np.array([7, 8])) == pytest.approx(0.5)
+    # one user with both examples: the within-group AUC is the pooled one
+    assert group_auc(pos, neg, np.array([7, 7])) == pytest.approx(4.5 / 8)
+    # a group of 1 + 4 candidates weighs 5, a group of 1 + 2 weighs 3: (5 * 0.75 + 3 * 0) / 8
+    uneven = group_auc(np.array([0.6, 0.0, 0.0]), np.array([[0.1, 0.7], [0.2, 0.5], [0.3, 0.4]]), np.array([1, 1, 2]))
+    # group 1: positives 0.6, 0.0 vs negatives 0.1 0.7 0.2 0.5 -> 0.6 beats 3, 0.0 beats 0 -> 3/8
+    assert uneven == pytest.approx((6 * 3 / 8 + 3 * 0.0) / 9)
+
+
+def test_sampled_protocol_reports_pooled_auc_and_gauc():
+    # domain A: items 1..6; every user has seen 3 of them, so 2 negatives are always available
+    seqs = [[1, 2, 3], [2, 3, 4], [4, 5, 6]]
+    offsets = np.cumsum([0] + [len(s) for s in seqs])
+    ds = MultiDomainDataset(
+        name="toy", domains=["A"], item_domain=np.array([-1, 0, 0, 0, 0, 0, 0]), item_raw_id=[""] + list("abcdef"),
+        item_fields={"title": [""] + list("abcdef")}, item_text=[""] + list("abcdef"),
+        user_raw_id=["u0", "u1", "u2"], user_offsets=offsets,
+        inter_item=np.concatenate([np.array(s) for s in seqs]), inter_role=np.tile([0, 1, 2], 3).astype(np.int8),
+    )
+    examples = {"history": np.zeros((3, 2), dtype=np.int64), "history_cross": np.zeros((3, 2), dtype=np.int64),
+                "target": np.array([3, 4, 6]), "domain": np.array([0, 0, 0]), "user": np.array([0, 1, 2])}
+    report = evaluate(ds, {0: torch.nn.Identity()}, _FixedScores(), examples, split="test", ks=[1],
+                      protocol="sampled", negatives=2, seed=3, progress=False)
+    cand = sample_negatives(ds, examples, 2, seed=3 + 1)  # the test split's seed
+    pos, neg = -cand[:, 0], -cand[:, 1:]  # _FixedScores: score = -item id
+    pairs = [(p > q) + 0.5 * (p == q) for i, p in enumerate(pos) for q in neg.ravel()]
+    assert report.get("pooled_auc", "A") == pytest.approx(np.mean(pairs))
+    per_user = [np.mean([(p > q) for q in neg[i]]) for i, p in enumerate(pos)]  # one example per user
+    assert report.get("gauc", "A") == pytest.approx(np.mean(per_user))
+    assert report.get("gauc") == pytest.approx(report.get("gauc", "A"))

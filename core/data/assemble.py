@@ -59,6 +59,8 @@ def assemble(spec: DatasetSpec, sources: list[tuple[str, ImportedSource]]) -> Mu
     if not sequences:
         raise DataError("the dataset has no interactions", path=spec.name)
 
+    if spec.split_users_by_domain:
+        sequences, roles = split_users_by_domain(sequences, roles)
     if spec.max_items_per_user:
         _keep_recent(sequences, roles, spec.max_items_per_user)
     if spec.kcore > 1:
@@ -154,6 +156,24 @@ def leave_one_out_roles(offsets: np.ndarray, inter_domain: np.ndarray) -> np.nda
     sorted_roles = np.where(eligible & (pos_from_end == 0), TEST, np.where(eligible & (pos_from_end == 1), VALID, TRAIN))
     roles[order] = sorted_roles
     return roles
+
+
+def split_users_by_domain(
+    sequences: dict[str, list[tuple[str, str]]], roles: dict[str, list[int]]
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, list[int]]]:
+    """One user per (user, domain): ``USER@DOMAIN`` keeps that domain's interactions in order.
+
+    Per-domain leave-one-out and shipped roles are unchanged (both are per interaction), so the
+    variant differs from the original only in that no user links two domains.
+    """
+    out_seq: dict[str, list[tuple[str, str]]] = {}
+    out_roles: dict[str, list[int]] = {}
+    for user, seq in sequences.items():
+        for (domain, raw), role in zip(seq, roles[user]):
+            key = f"{user}@{domain}"
+            out_seq.setdefault(key, []).append((domain, raw))
+            out_roles.setdefault(key, []).append(role)
+    return out_seq, out_roles
 
 
 def _assemble_text(fields: dict[str, list[str]], idx: int, names: list[str]) -> str:

@@ -5,6 +5,7 @@ A spec is a YAML (or JSON/TOML) file::
     name: amazon-mini
     kcore: 0                     # k-core per domain (0 = off)
     split: leave-one-out         # or "shipped" to keep the files' own split
+    split_users_by_domain: false # true: each user's sequence in each domain becomes its own user
     text_fields: [title, brand, categories]
     sources:
       - format: lcrec
@@ -56,6 +57,11 @@ class DatasetSpec(BaseModel):
     text_fields: list[str] = Field(default_factory=lambda: ["title", "brand", "categories"])
     max_items_per_user: int | None = Field(
         None, ge=3, description="Keep only each user's most recent N interactions per domain."
+    )
+    split_users_by_domain: bool = Field(
+        False,
+        description="Make each user's sequence in each domain a different user (raw id 'USER@DOMAIN'), so no "
+        "user overlaps across domains: the non-overlapping variant of a cross-domain dataset.",
     )
     base_dir: str = Field("", exclude=True, description="Folder that relative source paths start from.")
 

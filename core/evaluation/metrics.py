@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 MISS = 1 << 30
@@ -44,7 +45,8 @@ def metric_values(ranks: torch.Tensor, ks: list[int], n_candidates: torch.Tensor
     """Per-example metric values: ``recall@K`` (equal to HR@K with one target), ``ndcg@K``, ``mrr``.
 
     With ``n_candidates`` (sampled protocol) ``auc`` is added: the share of negatives ranked
-    below the target.
+    below the target (ties broken by item id), averaged over examples.  The evaluator adds
+    :func:`pooled_auc` and :func:`group_auc` from the scores themselves.
     """
     ranks = ranks.to(torch.float64)
     hit = ranks < MISS
@@ -58,3 +60,39 @@ def metric_values(ranks: torch.Tensor, ks: list[int], n_candidates: torch.Tensor
         negatives = (n_candidates.to(torch.float64) - 1.0).clamp(min=1.0)
         out["auc"] = torch.where(hit, 1.0 - ranks / negatives, torch.zeros_like(ranks))
     return out
+
+
+def pooled_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """AUC of all targets' scores ``[E]`` against all negatives' scores ``[E, N]`` pooled together.
+
+    The CTR-style "AUC" of MAN's and SURGE's tables: every (target, negative) pair counts, across
+    users too, so it also measures how comparable scores are between users.  Ties count one half.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    pos, neg = np.asarray(pos, dtype=np.float64).ravel(), np.asarray(neg, dtype=np.float64).ravel()
+    if pos.size == 0 or neg.size == 0:
+        return float("nan")
+    labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    return float(roc_auc_score(labels, np.concatenate([pos, neg])))
+
+
+def group_auc(pos: np.ndarray, neg: np.ndarray, groups: np.ndarray) -> float:
+    """GAUC: the AUC within each group (user) over its targets ``pos`` and their negatives ``neg``
+    ``[E, N]``, averaged with each group weighted by its number of scored candidates (targets +
+    negatives), as in the "group AUC" (WAUC) of DIN/SURGE/MAN.  Ties count one half.
+    """
+    pos = np.asarray(pos, dtype=np.float64)
+    neg = np.asarray(neg, dtype=np.float64).reshape(pos.size, -1)
+    order = np.argsort(np.asarray(groups), kind="stable")
+    bounds = np.flatnonzero(np.diff(np.asarray(groups)[order])) + 1
+    total, weight = 0.0, 0
+    for sel in np.split(order, bounds):  # the examples of one group
+        p, q = pos[sel], neg[sel].ravel()
+        if p.size == 0 or q.size == 0:
+            continue
+        auc = ((p[:, None] > q[None, :]).mean() + 0.5 * (p[:, None] == q[None, :]).mean())
+        w = p.size + q.size
+        total += auc * w
+        weight += w
+    return total / weight if weight else float("nan")

@@ -1,0 +1,202 @@
+"""MAN vs single-domain and shared (joint) SASRec on Arts + Office, users overlapping or not.
+
+    python benchmarks/man.py [--users 1000] [--man-epochs 10] [--sasrec-epochs 40] [--ablations]
+
+Data: datasets/ArtsOffice (URLLM's Amazon Arts + Office, every user in both domains), or a seeded
+sample of its users (``--users``; 0 = all 9,577) written in the same file format, in two variants:
+
+* ``overlap``: the files as they are (each user's Arts and Office interactions are one user);
+* ``non-overlap``: the dataset-spec option ``split_users_by_domain: true`` (each user's Arts and
+  Office sequences become two different users, so no user links the domains).
+
+Runs, one at a time, each ``mtrec run ... --set training.threads=1`` with ``OMP_NUM_THREADS=1``:
+``sasrec`` single-domain (Figure 3's "Single"), ``sasrec`` joint ("Shared"), ``man`` ("Cross");
+with ``--ablations`` also MAN without ISA / SFA / GPA (Table 3).  Protocol: per-domain leave-one-out,
+full ranking over the domain's items (no history filtering), test metrics of the best validation
+epoch (NDCG@10 on a seeded sample of validation users).  Writes the ``man`` section of
+docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchkit import BENCHMARKS_MD, REPO, LoadSampler, log, machine_info, thread_env, write_section
+
+SOURCE = REPO.parent / "shared" / "datasets" / "ArtsOffice"
+SPLIT_FILES = ("train_F2.txt", "valid_F2.txt", "test_F2.txt")
+OTHER_FILES = ("item_listA_F.csv", "item_listO_AA_F.csv", "Dualuser_dict.json")
+METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+ABLATIONS = {"man w/o ISA": ["encoder.params.isa=false"], "man w/o SFA": ["encoder.params.sfa=false"],
+             "man w/o GPA": ["encoder.params.gpa=false"]}
+
+
+def subsample(users: int, seed: int, out: Path) -> Path:
+    """A copy of ArtsOffice keeping a seeded sample of ``users`` users (all their lines), or a link to it."""
+    if users <= 0:
+        return SOURCE
+    out.mkdir(parents=True, exist_ok=True)
+    ids = sorted({line.split("\t", 1)[0] for f in SPLIT_FILES for line in (SOURCE / f).read_text().splitlines() if line})
+    keep = set(np.random.default_rng(seed).choice(ids, size=min(users, len(ids)), replace=False).tolist())
+    for f in SPLIT_FILES:
+        lines = [line for line in (SOURCE / f).read_text().splitlines() if line and line.split("\t", 1)[0] in keep]
+        (out / f).write_text("\n".join(lines) + "\n")
+    for f in OTHER_FILES:
+        shutil.copyfile(SOURCE / f, out / f)
+    return out
+
+
+def write_spec(path: Path, name: str, data: Path, split_users: bool) -> Path:
+    lines = [f"name: {name}", "split: leave-one-out", f"split_users_by_domain: {str(split_users).lower()}",
+             "sources:", "  - format: c2dsr", f"    path: {data}"]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run(label: str, recipe: str, spec: Path, sets: list[str], work: Path, threads: int) -> dict:
+    run_dir = work / label.replace(" ", "_").replace("/", "")
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    metrics = run_dir / "metrics.json"
+    exe = Path(sys.executable).parent / "mtrec"
+    cmd = [str(exe), "run", "--plugin", recipe, "--dataset", str(spec), "--no-registry", "--no-progress",
+           "--metrics-json", str(metrics), "--set", "device=cpu", "--set", f"training.threads={threads}"]
+    for s in sets:
+        cmd += ["--set", s]
+    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n")
+    log(f"{label}: {shlex.join(cmd[1:])}")
+    with LoadSampler() as load, open(run_dir / "stdout.log", "w") as out:
+        started = time.perf_counter()
+        env = thread_env(threads) | {"MTREC_HOME": str(work / "home"), "MTREC_CACHE_DIR": str(work / "cache")}
+        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        wall = time.perf_counter() - started
+    if rc != 0:
+        tail = (run_dir / "stdout.log").read_text(errors="replace")[-2000:]
+        raise SystemExit(f"{label} failed (exit {rc}):\n{tail}")
+    res = json.loads(metrics.read_text())
+    stages = res["stages"]
+    log(f"{label}: done in {wall:.0f}s, test ndcg@10 {res['test']['average']['ndcg@10']:.4f}")
+    return {"label": label, "test": res["test"], "counts": res["counts"], "wall_s": wall, "load": load.summary(),
+            "train_s_per_epoch": sum(s["seconds_per_epoch"] for s in stages) / len(stages),
+            "epochs": "; ".join(f"{s['epochs_run']} ({s['best_epoch']})" for s in stages)}
+
+
+def table(rows: list[dict], domains: list[str]) -> str:
+    head = ["model"] + [f"{d} {m}" for d in domains for m in ("R@10", "N@10", "MRR")] + \
+           ["avg N@10", "train s/epoch", "epochs (best)", "wall s"]
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|"]
+    for r in rows:
+        t = r["test"]
+        cells = [r["label"]] + [f"{t[d][m]:.4f}" for d in domains for m in ("recall@10", "ndcg@10", "mrr")]
+        cells += [f"{t['average']['ndcg@10']:.4f}", f"{r['train_s_per_epoch']:.1f}", r["epochs"], f"{r['wall_s']:.0f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=1000, help="seeded user sample of ArtsOffice (0 = all users)")
+    ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--man-epochs", type=int, default=10)
+    ap.add_argument("--man-patience", type=int, default=3)
+    ap.add_argument("--man-batch", type=int, default=128)
+    ap.add_argument("--man-lr", type=float, default=2e-3)
+    ap.add_argument("--man-eval-every", type=int, default=2)
+    ap.add_argument("--sasrec-epochs", type=int, default=40)
+    ap.add_argument("--sasrec-patience", type=int, default=5)
+    ap.add_argument("--valid-users", type=int, default=500)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--ablations", action="store_true", help="also MAN w/o ISA, SFA, GPA (overlap variant)")
+    ap.add_argument("--variants", default="overlap,non-overlap")
+    ap.add_argument("--work", type=Path, default=Path("/tmp/mtrec-bench-man"))
+    args = ap.parse_args()
+
+    started = dt.datetime.now()
+    args.work.mkdir(parents=True, exist_ok=True)
+    data = subsample(args.users, args.seed, args.work / f"ArtsOffice-{args.users}")
+    common = [f"seed={args.seed}", f"evaluation.valid_max_users={args.valid_users}", "evaluation.protocol=full"]
+    sasrec = common + [f"training.epochs={args.sasrec_epochs}", f"training.patience={args.sasrec_patience}"]
+    man = common + [f"training.epochs={args.man_epochs}", f"training.patience={args.man_patience}",
+                    f"training.batch_size={args.man_batch}", f"training.lr={args.man_lr}",
+                    f"training.eval_every={args.man_eval_every}"]
+    results: dict[str, list[dict]] = {}
+    for variant in args.variants.split(","):
+        name = f"artsoffice-{args.users or 'all'}-{variant}"
+        spec = write_spec(args.work / f"{name}.yaml", name, data, variant == "non-overlap")
+        plan = [("SASRec single-domain (Single)", "sasrec", sasrec),
+                ("SASRec joint (Shared)", "sasrec", sasrec + ["transfer.name=joint"]),
+                ("MAN (Cross)", "man", man)]
+        if args.ablations and variant == "overlap":
+            plan += [(label, "man", man + extra) for label, extra in ABLATIONS.items()]
+        results[variant] = [run(f"{variant} {label}", recipe, spec, sets, args.work, args.threads)
+                            for label, recipe, sets in plan]
+        for r in results[variant]:
+            r["label"] = r["label"].split(" ", 1)[1]
+        write_report(args, started, results, data)
+    write_report(args, started, results, data)
+
+
+def write_report(args, started: dt.datetime, results: dict[str, list[dict]], data: Path) -> None:
+    info = machine_info()
+    finished = dt.datetime.now()
+    lines = ["## MAN vs single-domain and shared SASRec (Arts + Office)", ""]
+    lines.append(f"- **Machine:** {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.0f} GiB RAM, torch {info['torch']}, "
+                 f"Python {info['python']}, CPU only, {args.threads} thread per training (`OMP_NUM_THREADS`), "
+                 "trainings one at a time. No GPU was lent to this session: there are no GPU rows.")
+    lines.append(f"- **Date:** {started:%Y-%m-%d %H:%M} – {finished:%H:%M} (local time).")
+    lines.append("- **Command:** `python benchmarks/man.py" + "".join(
+        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("work", "ablations", "variants"))
+        + (" --ablations" if args.ablations else "") + "`")
+    loads = [r["load"] for rs in results.values() for r in rs]
+    if loads:
+        lines.append(f"- **Load:** 1-minute load average over the runs: mean {np.mean([l['mean_1min'] for l in loads]):.1f}, "
+                     f"max {max(l['max_1min'] for l in loads):.1f} on {info['cores']} cores (the machine was shared "
+                     "with other agents' work); timings are noisy and comparable only within this table.")
+    who = "all 9,577 users" if args.users <= 0 else f"a seeded sample (seed {args.seed}) of {args.users} of its 9,577 users, all their interactions and the full item tables"
+    lines.append(f"- **Data:** `datasets/ArtsOffice` ({who}). *overlap*: the files as they are (every user has both "
+                 "domains); *non-overlap*: dataset spec `split_users_by_domain: true`, so each user's Arts and Office "
+                 "sequences are two users and nothing links the domains but the items' shared catalogue ids.")
+    lines.append("- **Protocol:** leave-one-out per (user, domain); **full ranking** over every item of the target "
+                 "domain, history items not removed; test metrics of the best epoch by validation NDCG@10 "
+                 f"(validation on a seeded sample of {args.valid_users} users per domain; the test uses every user).")
+    lines.append(f"- **Settings:** SASRec = the `sasrec` recipe (hidden 64, 2 layers, CE over the domain's items, "
+                 f"batch 256), at most {args.sasrec_epochs} epochs, patience {args.sasrec_patience}; *single-domain* = one "
+                 "model per domain, *joint* = one model on both domains (Figure 3's Single / Shared). MAN = the `man` "
+                 f"recipe (paper's Amazon settings: D = 20, MLPs [20, 10], SASRec backbone, "
+                 f"16 training negatives) except batch {args.man_batch} and lr {args.man_lr} instead of 20 and 1e-3 "
+                 f"(CPU time: fewer, larger steps), at most {args.man_epochs} epochs validated every {args.man_eval_every} "
+                 f"(patience {args.man_patience} validations), reduced for this shared CPU: MAN trains one example per "
+                 "target, about 40x SASRec's compute per epoch.")
+    lines.append("")
+    for variant, rows in results.items():
+        domains = [d for d in rows[0]["test"] if d != "average"]
+        counts = ", ".join(f"{d} {rows[0]['counts'][d]}" for d in domains)
+        lines += [f"**{variant}** (test users: {counts}). R = Recall, N = NDCG, MRR over the full ranking.", "",
+                  table(rows, domains), ""]
+        man = next((r for r in rows if r["label"] == "MAN (Cross)"), None)
+        if man is not None:
+            verdict = []
+            for d in domains:
+                best = max((r for r in rows if r["label"].startswith("SASRec")), key=lambda r: r["test"][d]["ndcg@10"])
+                won = man["test"][d]["ndcg@10"] > best["test"][d]["ndcg@10"]
+                verdict.append(f"{d}: MAN NDCG@10 {man['test'][d]['ndcg@10']:.4f} vs best SASRec "
+                               f"{best['test'][d]['ndcg@10']:.4f} ({'MAN ahead' if won else 'MAN behind'})")
+            lines += ["Outcome: " + "; ".join(verdict) + ".", ""]
+    lines.append("Paper numbers (Table 2) use other data (Amazon Video Games + Toys, Micro Video) and the sampled "
+                 "protocol with AUC/GAUC/MRR/NDCG, so they are not comparable with these rows.")
+    write_section(BENCHMARKS_MD, "man", "\n".join(lines))
+    log(f"wrote the man section of {BENCHMARKS_MD}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,31 @@
+"""Hook implementations: the ``man`` encoder, the ``pointwise`` decoder and the ``man`` recipe."""
+
+from __future__ import annotations
+
+from mtrec.components import Component
+from mtrec.hookspecs import hookimpl
+
+from mtrec_mixed_attention.decoder import PointwiseDecoder, PointwiseParams
+from mtrec_mixed_attention.model import ManParams, build_man
+from mtrec_mixed_attention.recipes import MAN
+
+
+@hookimpl
+def mtrec_register_components(register) -> None:
+    register(Component(
+        kind="encoder", name="man", factory=build_man, params=ManParams,
+        description="MAN: local (per-domain) and global (shared) embeddings and encoders over any registered "
+                    "backbone, item-similarity / sequence-fusion / group-prototype attention, local + global MLP heads.",
+        # No "embeddings": the head is an MLP over (user, item), so there is no vector to index with faiss.
+        provides=frozenset({"discriminative", "scores", "pointwise"}),
+    ))
+    register(Component(
+        kind="decoder", name="pointwise", factory=PointwiseDecoder, params=PointwiseParams,
+        description="Score each candidate with the encoder's head, in memory-bounded chunks (CTR-style heads).",
+        requires={"encoder": frozenset({"scores"})},
+    ))
+
+
+@hookimpl
+def mtrec_register_recipes(register) -> None:
+    register(MAN)
