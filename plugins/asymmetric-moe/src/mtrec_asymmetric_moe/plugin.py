@@ -1,0 +1,34 @@
+"""Hook implementations: the ``syncrec`` encoder, the ``ntg-weighting`` strategy, the ``syncrec`` recipe."""
+
+from __future__ import annotations
+
+from mtrec.components import Component
+from mtrec.hookspecs import hookimpl
+
+from mtrec_asymmetric_moe.encoder import SyNCRecParams, build_syncrec
+from mtrec_asymmetric_moe.ntg import NTGWeightingParams, NTGWeightingStrategy
+from mtrec_asymmetric_moe.recipes import SYNCREC
+
+# "task-losses": loss keys are single/<domain> and cross/<domain> (what ntg-weighting reads).
+TASK_LOSSES = "task-losses"
+
+
+@hookimpl
+def mtrec_register_components(register) -> None:
+    register(Component(
+        kind="encoder", name="syncrec", factory=build_syncrec, params=SyNCRecParams,
+        description="SyNCRec: K transformer experts with per-domain and cross-domain gates and the asymmetric "
+                    "stop-gradient split, towers, BPR per domain and task, SC-MIM; predicts from the cross view.",
+        provides=frozenset({"discriminative", "scores", "embeddings", TASK_LOSSES}),
+    ))
+    register(Component(
+        kind="transfer", name="ntg-weighting", factory=NTGWeightingStrategy, params=NTGWeightingParams,
+        description="One model on all domains; the cross-domain loss of each domain weighted by its relative "
+                    "negative transfer gap (SyNCRec LC-NTG, learnable alpha, beta, temperature).",
+        requires={"encoder": frozenset({TASK_LOSSES})},
+    ))
+
+
+@hookimpl
+def mtrec_register_recipes(register) -> None:
+    register(SYNCREC)

@@ -1,0 +1,155 @@
+"""``idgenrec-alternate``: IDGenRec's alternate training (§2.5), optionally with per-domain LoRA.
+
+One ID generator and one recommender serve every domain.  Rounds ``r = 1 .. rounds``:
+
+1. **generator** (rounds after the first; ``generator_epochs``): the recommender is frozen and the
+   generator learns through Eq. 5 (:class:`GeneratorObjective`); then every item's ID is
+   regenerated with Algorithm 1 and the recommender's ID table and the decoder's tries follow;
+2. **recommender** (``recommender_epochs``): Eq. 4 on the source domains' training data,
+   early-stopped on the targets' validation.
+
+The paper opens each round with the generator, against a pretrained T5 recommender; here the
+recommender starts from random weights, so a generator step before it has learnt anything would
+follow noise: round 1 trains the recommender only.  Schedules (Table 5): ``alternate``;
+``rec-only`` (the warm-started generator's IDs throughout; ``rounds x recommender_epochs``);
+``id-only`` (the recommender never trains; ``rounds x generator_epochs`` generator epochs).
+
+After the rounds, ``mode`` picks the core's per-domain step (``unified-then-lora``): ``none``
+(default, the paper), ``lora`` or ``full``.  Targets left out of ``domains.sources`` are zero-shot:
+their items get IDs from their text, the recommender never sees their interactions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from mtrec.builtins.lora import (AdapterView, UnifiedThenLoRA, UnifiedThenLoRAParams, adapter_names,
+                                 adapter_parameters, add_adapter)
+from mtrec.errors import ConfigError
+from mtrec.training.stage import Stage, combine_by_count, combine_equally
+
+if TYPE_CHECKING:
+    from mtrec.run_context import RunContext
+
+
+class AlternateParams(UnifiedThenLoRAParams):
+    mode: Literal["lora", "full", "none"] = Field(
+        "none", description="After alternate training: per-domain LoRA, full fine-tuning, or none (the paper).")
+    schedule: Literal["alternate", "rec-only", "id-only"] = Field(
+        "alternate", description="Table 5: train both alternately, only the recommender, or only the generator.")
+    rounds: int = Field(3, ge=1, description="Alternate-training iterations (paper: 3).")
+    recommender_epochs: int | None = Field(None, ge=1, description="Per round (paper: 10; default training.epochs).")
+    generator_epochs: int = Field(1, ge=1, description="Per round (paper: 1).")
+    generator_lr: float = Field(1e-4, gt=0, description="Paper: 1e-8 on a pretrained T5; see the README.")
+    generator_batch_size: int = Field(16, ge=1, description="Examples per generator step (Eq. 5 holds a "
+                                      "[history items x L x vocabulary] softmax).")
+    generator_max_examples: int | None = Field(None, ge=1, description="Cap on examples per generator epoch.")
+
+
+class GeneratorObjective(nn.Module):
+    """The generator stage's model: Eq. 5 through the frozen recommender; trains the generator only."""
+
+    def __init__(self, recommender: nn.Module, identifier: object, max_examples: int | None, seed: int) -> None:
+        super().__init__()
+        self.recommender = recommender
+        self.generator = identifier.generator
+        self.identifier = identifier
+        self.max_examples = max_examples
+        self.seed = seed
+
+    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+        tensors = self.recommender.train_tensors(run, domains)
+        n = tensors["target"].shape[0]
+        if self.max_examples and n > self.max_examples:
+            keep = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed))[: self.max_examples]
+            tensors = {k: v[keep] for k, v in tensors.items()}
+        return tensors
+
+    def loss(self, batch: dict[str, torch.Tensor]):
+        history = batch["history"]
+        items = torch.unique(history[history > 0])
+        ident = self.identifier
+        device = history.device
+        ids = self.recommender.item_token_table[items]
+        cpu = items.cpu()
+        probs = self.generator.soft_tokens(ident.text[cpu].to(device), ident.text_mask[cpu].to(device), ids,
+                                           ident.copy_rows(cpu))
+        return self.recommender.soft_loss(batch, items, probs)
+
+
+class AlternateTraining(UnifiedThenLoRA):
+    def __init__(self, params: AlternateParams, run: "RunContext | None" = None) -> None:
+        super().__init__(params, run)
+        self.params: AlternateParams = params
+
+    def _generator_round(self, run: "RunContext", model: nn.Module, r: int) -> None:
+        p = self.params
+        ident = run.identifier
+        if getattr(ident, "generator", None) is None or not hasattr(ident, "regenerate"):
+            raise ConfigError("transfer 'idgenrec-alternate' needs the 'textual-id' identifier (a trainable ID generator)")
+        objective = GeneratorObjective(model, ident, p.generator_max_examples, run.seed + r)
+        frozen = [q for q in model.parameters() if q.requires_grad]
+        for q in frozen:
+            q.requires_grad_(False)
+        try:
+            run.train_stage(objective, Stage(
+                name=f"generator:{r}", domains=run.source_domains, epochs=p.generator_epochs, lr=p.generator_lr,
+                batch_size=p.generator_batch_size, validate=False, weight_decay=0.0,
+                parameters=lambda m: m.generator.parameters()))
+        finally:
+            for q in frozen:
+                q.requires_grad_(True)
+        ident.generator.eval()
+        ident.regenerate(run, reason=f"round {r}")
+        model.set_item_tokens(ident.item_tokens())
+
+    def train_unified(self, run: "RunContext") -> nn.Module:
+        p = self.params
+        model = run.build_encoder()
+        combine = combine_by_count if p.domain_weighting == "examples" else combine_equally
+        for r in range(1, p.rounds + 1):
+            if p.schedule == "id-only" or (p.schedule == "alternate" and r > 1):
+                self._generator_round(run, model, r)
+            if p.schedule != "id-only":
+                run.train_stage(model, Stage(name=f"recommender:{r}", domains=run.source_domains,
+                                             validate_on=run.target_domains, combine=combine,
+                                             epochs=p.recommender_epochs))
+        run.identifier.save(Path(run.run_dir) / "identifier")  # the final IDs, not the initial ones
+        return model
+
+    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+        domains = run.dataset.domains
+        zero_shot = [domains[d] for d in run.target_domains if d not in run.source_domains]
+        if zero_shot and self.params.mode != "none":
+            raise ConfigError(
+                f"transfer.params.mode={self.params.mode!r} fine-tunes on each target's data, but "
+                f"{', '.join(zero_shot)} is not among domains.sources; use mode=none for zero-shot targets")
+        model = self.train_unified(run)
+        if self.params.mode == "none":
+            return {d: model for d in run.target_domains}
+        if self.params.mode == "full":
+            unified = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            models = {}
+            for d in run.target_domains:
+                copy = run.build_encoder()
+                copy.load_state_dict(unified)
+                run.train_stage(copy, self._domain_stage(f"finetune:{domains[d]}", d))
+                models[d] = copy
+            return models
+        config = self.lora_config(model)
+        names = adapter_names(domains)
+        views = {}
+        for d in run.target_domains:
+            add_adapter(model, names[d], config)
+            model.to(run.device)
+            view = AdapterView(model, names[d])
+            view.activate()
+            run.train_stage(view, self._domain_stage(
+                f"lora:{domains[d]}", d, lambda m, name=names[d]: adapter_parameters(m, name)))
+            views[d] = view
+        return views
