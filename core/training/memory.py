@@ -27,7 +27,9 @@ class PeakMemory:
     def __enter__(self) -> "PeakMemory":
         try:
             Path("/proc/self/clear_refs").write_text("5")
-            self.rss_reset = True
+            # Some kernels and sandboxes accept the write but keep the old peak: check it took.
+            status = _status_kib()
+            self.rss_reset = status.get("VmHWM", 0) <= status.get("VmRSS", 0) + 1024
         except OSError:
             self.rss_reset = False
         if self.device is not None and self.device.type == "cuda":
@@ -38,6 +40,15 @@ class PeakMemory:
         self.rss_mb = peak_rss_mb()
         if self.device is not None and self.device.type == "cuda":
             self.gpu_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+
+
+def _status_kib() -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in Path("/proc/self/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            out[key] = int(value.split()[0])
+    return out
 
 
 def peak_rss_mb() -> float:
