@@ -196,6 +196,14 @@ class UnifiedThenLoRA(ModelSetStrategy):
         return Stage(name=name, domains=[d], parameters=parameters, lr=p.lora_lr, batch_size=p.lora_batch_size,
                      epochs=p.lora_epochs)
 
+    def train_unified(self, run: "RunContext") -> nn.Module:
+        """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds)."""
+        model = run.build_encoder()
+        combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
+        run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
+                                     combine=combine))
+        return model
+
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
         domains = run.dataset.domains
         zero_shot = [domains[d] for d in run.target_domains if d not in run.source_domains]
@@ -206,10 +214,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
                 f"transfer.params.mode={self.params.mode!r} fine-tunes on each target's data, but "
                 f"{', '.join(zero_shot)} is not among domains.sources; use mode=none for zero-shot targets"
             )
-        model = run.build_encoder()
-        combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
-        run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
-                                     combine=combine))
+        model = self.train_unified(run)
         if self.params.mode == "none":
             return {d: model for d in run.target_domains}
         if self.params.mode == "full":

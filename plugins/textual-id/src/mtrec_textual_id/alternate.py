@@ -28,8 +28,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mtrec.builtins.lora import (AdapterView, UnifiedThenLoRA, UnifiedThenLoRAParams, adapter_names,
-                                 adapter_parameters, add_adapter)
+from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
 from mtrec.errors import ConfigError
 from mtrec.training.stage import Stage, combine_by_count, combine_equally
 
@@ -121,35 +120,3 @@ class AlternateTraining(UnifiedThenLoRA):
                                              epochs=p.recommender_epochs))
         run.identifier.save(Path(run.run_dir) / "identifier")  # the final IDs, not the initial ones
         return model
-
-    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
-        domains = run.dataset.domains
-        zero_shot = [domains[d] for d in run.target_domains if d not in run.source_domains]
-        if zero_shot and self.params.mode != "none":
-            raise ConfigError(
-                f"transfer.params.mode={self.params.mode!r} fine-tunes on each target's data, but "
-                f"{', '.join(zero_shot)} is not among domains.sources; use mode=none for zero-shot targets")
-        model = self.train_unified(run)
-        if self.params.mode == "none":
-            return {d: model for d in run.target_domains}
-        if self.params.mode == "full":
-            unified = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            models = {}
-            for d in run.target_domains:
-                copy = run.build_encoder()
-                copy.load_state_dict(unified)
-                run.train_stage(copy, self._domain_stage(f"finetune:{domains[d]}", d))
-                models[d] = copy
-            return models
-        config = self.lora_config(model)
-        names = adapter_names(domains)
-        views = {}
-        for d in run.target_domains:
-            add_adapter(model, names[d], config)
-            model.to(run.device)
-            view = AdapterView(model, names[d])
-            view.activate()
-            run.train_stage(view, self._domain_stage(
-                f"lora:{domains[d]}", d, lambda m, name=names[d]: adapter_parameters(m, name)))
-            views[d] = view
-        return views
