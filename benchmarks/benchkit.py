@@ -7,11 +7,15 @@ Scripts run as ``python benchmarks/NAME.py``, so this module is importable as ``
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import platform
 import re
+import shlex
 import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 from statistics import mean
 
@@ -80,6 +84,38 @@ def thread_env(threads: int) -> dict:
         env[key] = str(threads)
     env["CUDA_VISIBLE_DEVICES"] = ""  # CPU only on both sides
     return env
+
+
+def mtrec_run_command(args: list[str], registry: Path, metrics: Path, overrides: dict | None = None) -> list[str]:
+    """``mtrec run ARGS`` recording into ``registry``, writing ``metrics``, with ``--set`` overrides
+    (values JSON-encoded unless already strings)."""
+    cmd = [str(Path(sys.executable).parent / "mtrec"), "run", *args, "--registry", f"sqlite:///{registry}",
+           "--no-progress", "--metrics-json", str(metrics)]
+    for key, value in (overrides or {}).items():
+        cmd += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    return cmd
+
+
+def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict) -> dict:
+    """Run one ``mtrec run`` subprocess (its log, command and metrics under ``run_dir``), sampling
+    the load; exit with the log's tail if it fails.  Returns the metrics JSON the run wrote, plus
+    ``wall_s``, ``load``, ``started`` and ``finished``."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    metrics = Path(cmd[cmd.index("--metrics-json") + 1])
+    metrics.unlink(missing_ok=True)
+    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
+    log(f"{label}: running (log {run_dir / 'stdout.log'})")
+    started = dt.datetime.now()
+    with LoadSampler() as load, open(run_dir / "stdout.log", "w", encoding="utf-8") as out:
+        t0 = time.perf_counter()
+        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        wall = time.perf_counter() - t0
+    if rc != 0:
+        tail = (run_dir / "stdout.log").read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise SystemExit(f"{label} failed (exit {rc}):\n{tail}")
+    result = json.loads(metrics.read_text(encoding="utf-8"))
+    return {**result, "wall_s": wall, "load": load.summary(), "started": started.isoformat(timespec="seconds"),
+            "finished": dt.datetime.now().isoformat(timespec="seconds")}
 
 
 # ----------------------------------------------------------------------------- data

@@ -34,17 +34,16 @@ finished runs).
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import random
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchkit import BENCHMARKS_MD, REPO, LoadSampler, log, machine_info, thread_env, write_section
+from benchkit import (
+    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section,
+)
 
 SHARED = REPO.parent / "shared" / "datasets"
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "generative"
@@ -127,43 +126,22 @@ def build_data(work: Path, microlens_users: int, seed: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- runs
-def command(recipe: str, spec: Path, overrides: dict, seed: int, device: str, home: Path, metrics: Path) -> list[str]:
-    cmd = [str(Path(sys.executable).parent / "mtrec"), "run", "--plugin", recipe, "--dataset", str(spec),
-           "--name", f"bench-{recipe}", "--registry", f"sqlite:///{home / 'registry.db'}",
-           "--no-progress", "--metrics-json", str(metrics), "--set", f"seed={seed}", "--set", f"device={device}"]
-    for key, value in overrides.items():
-        cmd += ["--set", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    return cmd
-
-
 def run_recipe(recipe: str, args, spec: Path, work: Path) -> dict:
     overrides = dict(PROFILES[args.profile][recipe])
     if args.threads:
         overrides["training.threads"] = args.threads
-    run_dir = work / "runs" / recipe
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = run_dir / "metrics.json"
-    metrics.unlink(missing_ok=True)
     # the paper profile runs the paper-scale recipes; the others override the CPU-sized ones
     recipe_name = f"{recipe}-paper" if args.profile == "paper" and recipe != "sasrec" else recipe
-    cmd = command(recipe_name, spec, overrides, args.seed, args.device, work, metrics)
-    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
-    log(f"{recipe}: running (log {run_dir / 'stdout.log'})")
+    run_dir = work / "runs" / recipe
+    cmd = mtrec_run_command(["--plugin", recipe_name, "--dataset", str(spec), "--name", f"bench-{recipe}"],
+                            work / "registry.db", run_dir / "metrics.json",
+                            {"seed": args.seed, "device": args.device, **overrides})
     env = thread_env(args.threads) if args.device == "cpu" else dict(os.environ)
     env["MTREC_HOME"] = str(work / "home")
-    started = dt.datetime.now()
-    with LoadSampler() as load, open(run_dir / "stdout.log", "w", encoding="utf-8") as out:
-        t0 = time.perf_counter()
-        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-        wall = time.perf_counter() - t0
-    if rc != 0:
-        tail = (run_dir / "stdout.log").read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise SystemExit(f"{recipe} failed (exit {rc}):\n{tail}")
-    res = json.loads(metrics.read_text(encoding="utf-8"))
+    res = run_cli(recipe, cmd, run_dir, env)
     return {"recipe": recipe, "overrides": overrides, "test": res["test"], "counts": res["counts"],
-            "stages": res["stages"], "run_id": res["run_id"], "wall_s": wall, "load": load.summary(),
-            "started": started.isoformat(timespec="seconds"), "finished": dt.datetime.now().isoformat(timespec="seconds"),
-            "identifier": identifier_stats(work, res["run_id"])}
+            "stages": res["stages"], "run_id": res["run_id"], "wall_s": res["wall_s"], "load": res["load"],
+            "started": res["started"], "finished": res["finished"], "identifier": identifier_stats(work, res["run_id"])}
 
 
 def identifier_stats(work: Path, run_id: str) -> dict:

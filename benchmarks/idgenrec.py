@@ -22,16 +22,12 @@ Runs, one ``mtrec run --plugin idgenrec`` subprocess each, one after another:
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-from benchkit import BENCHMARKS_MD, REPO, LoadSampler, log, machine_info, thread_env, write_section
+from benchkit import BENCHMARKS_MD, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section
 from generative import DOMAINS, METRICS, build_data
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "idgenrec"
@@ -73,34 +69,19 @@ def run_one(name: str, args, spec: Path, work: Path, identifier_run: str | None)
     if identifier_run:
         overrides["identifier.from_run"] = identifier_run
     run_dir = work / "runs" / name
-    run_dir.mkdir(parents=True, exist_ok=True)
-    metrics = run_dir / "metrics.json"
-    metrics.unlink(missing_ok=True)
-    cmd = [str(Path(sys.executable).parent / "mtrec"), "run", "--plugin", "idgenrec", "--dataset", str(spec),
-           "--name", f"bench-idgenrec-{name}", "--registry", f"sqlite:///{work / 'registry.db'}",
-           "--no-progress", "--metrics-json", str(metrics)]
-    for key, value in overrides.items():
-        cmd += ["--set", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
-    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
-    log(f"{name}: running (log {run_dir / 'stdout.log'})")
+    cmd = mtrec_run_command(["--plugin", "idgenrec", "--dataset", str(spec), "--name", f"bench-idgenrec-{name}"],
+                            work / "registry.db", run_dir / "metrics.json", overrides)
     env = thread_env(args.threads)
     env["MTREC_HOME"] = str(work / "home")
-    started = dt.datetime.now()
-    with LoadSampler() as load, open(run_dir / "stdout.log", "w", encoding="utf-8") as out:
-        t0 = time.perf_counter()
-        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
-        wall = time.perf_counter() - t0
-    if rc != 0:
-        tail = (run_dir / "stdout.log").read_text(encoding="utf-8", errors="replace")[-3000:]
-        raise SystemExit(f"{name} failed (exit {rc}):\n{tail}")
-    res = json.loads(metrics.read_text(encoding="utf-8"))
+    res = run_cli(name, cmd, run_dir, env)
+    wall, started = res["wall_s"], res["started"]
     ident = work / "home" / "runs" / res["run_id"] / "identifier" / "textual_id.json"
     ident_meta = json.loads(ident.read_text(encoding="utf-8")) if ident.is_file() else {}
     return {"name": name, "overrides": overrides, "test": res["test"], "counts": res["counts"],
             "stages": [{"name": s["name"], "seconds": s["seconds"], "epochs_run": s["epochs_run"],
                         "best_epoch": s["best_epoch"]} for s in res["stages"]],
-            "run_id": res["run_id"], "wall_s": wall, "load": load.summary(),
-            "started": started.isoformat(timespec="seconds"), "finished": dt.datetime.now().isoformat(timespec="seconds"),
+            "run_id": res["run_id"], "wall_s": wall, "load": res["load"],
+            "started": started, "finished": res["finished"],
             "identifier": {"stats": ident_meta.get("stats", {}), "history": ident_meta.get("history", []),
                            "examples": dict(list(ident_meta.get("examples", {}).items())[:5])}}
 

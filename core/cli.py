@@ -74,7 +74,8 @@ def _open_registry(url: str | None):
 @click.option("--dataset", metavar="SPEC_OR_PATH",
               help="Dataset spec file, dataset folder, or bundled dataset name [default: amazon-mini].")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), metavar="FILE",
-              help="YAML or TOML file of config keys, applied over the recipe's defaults.")
+              help="YAML or TOML file of config keys over the recipe's defaults; `recipe:` in it replaces --plugin, "
+                   "its `quick:` section applies with --quick.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override one key, e.g. --set encoder.params.layers=4 (repeatable; applied last).")
 @click.option("--quick", is_flag=True, help="Tiny profile: finishes in about a minute on a 2-core CPU.")
@@ -90,10 +91,12 @@ def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registr
 
     \b
     Config layers, each over the previous: recipe defaults, --quick profile,
-    --config FILE, --set KEY=VALUE.  Examples:
+    --config FILE (and its own `quick:` section under --quick), --set KEY=VALUE.
+    A config file that names its recipe (`recipe: gmc`) needs no --plugin.  Examples:
         mtrec run --plugin sasrec --quick
         mtrec run --plugin sasrec --dataset my_spec.yaml --set training.epochs=50
         mtrec run --plugin sasrec --set transfer.name=joint --set encoder.params.view=cross
+        mtrec run --config examples/mixes/ntg-on-gmc-unified.yaml --quick   (a mix of methods)
         mtrec run --resume 20261123-101500-ab12cd      (after a crash or kill)
         torchrun --nproc_per_node=2 -m mtrec run --plugin sasrec   (DDP, see docs/operations.md)
     """
@@ -108,8 +111,9 @@ def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registr
             raise click.UsageError(f"--resume continues a run with the config it started with; drop {', '.join(given)}")
         resume_id = _resolve_run_folder(resume_id)
         resolved = resume_config(resume_id, plugins)
-    elif recipe is None:
-        raise click.UsageError("give --plugin NAME (a recipe; `mtrec components list` shows them) or --resume RUN_ID")
+    elif recipe is None and config_file is None:
+        raise click.UsageError("give --plugin NAME (a recipe; `mtrec components list` shows them), "
+                               "--config FILE (naming its recipe) or --resume RUN_ID")
     else:
         extra = {}
         if dataset is not None:

@@ -9,8 +9,11 @@ Every method is a combination of four parts:
 
 Compatibility is declared, not special-cased: a component *provides* capabilities and *requires*
 capabilities of the other kinds (for example the ``trie-beam`` decoder requires an encoder that
-provides ``generative`` and an identifier that provides ``trie``).  The engine checks these before
-any work starts and names the part that is missing what.
+provides ``generative`` and an identifier that provides ``trie``).  A capability that a params
+switch turns on is declared in ``switchable`` (capability -> the boolean param), so a refusal can
+say which switch to set.  What capabilities cannot express (a part that names another component
+in its params, matching widths) goes in ``check``, called with every chosen part.  The engine runs
+all of this before any work starts and names the part that is missing what.
 """
 
 from __future__ import annotations
@@ -45,6 +48,12 @@ class Component:
     description: str = ""
     provides: frozenset[str] = frozenset()
     requires: dict[str, frozenset[str]] = field(default_factory=dict)
+    # capability -> name of the boolean param that provides it when true (e.g. seq2seq's
+    # "task-losses" <- task_losses); the capability counts only when the param is set.
+    switchable: dict[str, str] = field(default_factory=dict)
+    # check(params, parts, catalogue) -> None, raising ConfigError: compatibility rules beyond
+    # capabilities; ``parts`` maps each kind to its (Component, validated params).
+    check: Callable[[BaseModel, dict[str, tuple["Component", BaseModel]], "Catalogue"], None] | None = None
     plugin: str = ""  # filled in by the plugin manager: the registering plugin's name
     distribution: str = ""  # ... and its distribution and version, for the registry
     version: str = ""
@@ -52,6 +61,24 @@ class Component:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"component kind must be one of {KINDS}, not {self.kind!r}")
+
+    def provided(self, params: BaseModel | None = None) -> frozenset[str]:
+        """Capabilities with these params: ``provides`` plus each switchable one whose switch is on."""
+        on = {cap for cap, key in self.switchable.items() if params is not None and getattr(params, key, False)}
+        return self.provides | on
+
+    def missing(self, needed: frozenset[str] | set[str], params: BaseModel | None, key: str) -> str | None:
+        """Why this component (configured at ``key``) lacks ``needed``, or None when it has it all."""
+        have = self.provided(params)
+        missing = set(needed) - have
+        if not missing:
+            return None
+        provided = ", ".join(sorted(have)) or "nothing"
+        text = f"{self.kind} {self.name!r} provides {provided}"
+        switches = [f"{key}.params.{self.switchable[c]}=true" for c in sorted(missing) if c in self.switchable]
+        if switches and len(switches) == len(missing):
+            text += f" (set {', '.join(switches)})"
+        return text
 
 
 @dataclass(frozen=True)
@@ -194,18 +221,24 @@ class Catalogue:
                 "`mtrec plugins list` shows which plugins loaded."
             ) from None
 
-    def check_compatible(self, chosen: dict[str, Component]) -> None:
-        """Raise ConfigError naming the first part whose requirements another part does not meet."""
+    def check_compatible(self, chosen: dict[str, Component], params: dict[str, BaseModel] | None = None) -> None:
+        """Raise ConfigError naming the first part whose requirements another part does not meet,
+        then run each part's own ``check``."""
         from mtrec.errors import ConfigError
 
+        params = params or {}
         for kind, component in chosen.items():
             for other_kind, needed in component.requires.items():
                 other = chosen[other_kind]
-                missing = set(needed) - set(other.provides)
-                if missing:
-                    provided = ", ".join(sorted(other.provides)) or "nothing"
+                why = other.missing(needed, params.get(other_kind), other_kind)
+                if why:
                     article = "an" if other_kind[0] in "aeiou" else "a"
+                    missing = set(needed) - other.provided(params.get(other_kind))
                     raise ConfigError(
                         f"{kind} {component.name!r} needs {article} {other_kind} that provides "
-                        f"{', '.join(sorted(missing))}; {other_kind} {other.name!r} provides {provided}"
+                        f"{', '.join(sorted(missing))}; {why}"
                     )
+        parts = {kind: (component, params.get(kind)) for kind, component in chosen.items()}
+        for kind, component in chosen.items():
+            if component.check is not None and params.get(kind) is not None:
+                component.check(params[kind], parts, self)

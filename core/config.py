@@ -1,4 +1,4 @@
-"""Run configuration: recipe defaults <- ``--quick`` profile <- config file <- ``--set`` overrides.
+"""Run configuration: recipe defaults <- ``--quick`` profile <- config file (<- its ``quick:``) <- ``--set``.
 
 Every layer is a nested mapping merged key by key.  The result is validated twice: the run-level
 sections against :class:`RunConfig`, then each component's ``params`` against the params model the
@@ -175,24 +175,43 @@ class ResolvedConfig:
 
 def resolve(
     catalogue: Catalogue,
-    recipe_name: str,
+    recipe_name: str | None,
     *,
     config_file: str | Path | None = None,
     overrides: list[str] | tuple[str, ...] = (),
     quick: bool = False,
     extra: dict[str, Any] | None = None,
 ) -> ResolvedConfig:
+    """Merge the layers of a run's config and validate the result.
+
+    ``recipe_name`` may be ``None`` when ``config_file`` names the recipe (``recipe: gmc``), as the
+    mixes in ``examples/mixes`` do.  A config file may hold a ``quick:`` mapping: its own ``--quick``
+    profile, applied over the file when ``quick`` is set (a file that swaps a component needs its
+    own small sizes, since the recipe's ``--quick`` params belong to the component it replaced).
+    """
+    file_layer: dict[str, Any] = {}
+    file_quick: dict[str, Any] = {}
+    if config_file is not None:
+        file_layer = read_config_file(config_file)
+        file_quick = file_layer.pop("quick", None) or {}
+        if not isinstance(file_quick, dict):
+            raise ConfigError(f"{config_file}: `quick` must be a mapping of config keys (the file's --quick profile)")
+        if "recipe" in file_quick:
+            raise ConfigError(f"{config_file}: quick.recipe: the --quick profile cannot change the recipe")
+        named = file_layer.get("recipe")
+        if named is not None and recipe_name is not None and named != recipe_name:
+            raise ConfigError(f"{config_file}: recipe {named!r} differs from --plugin {recipe_name!r}")
+        recipe_name = recipe_name or named
+    if recipe_name is None:
+        where = f"{config_file} has no `recipe:` key" if config_file is not None else "no recipe given"
+        raise ConfigError(f"{where}; give --plugin NAME or put `recipe: NAME` in the config file")
     recipe = catalogue.recipe(recipe_name)
     layers: list[dict[str, Any]] = [{"recipe": recipe.name}, recipe.config]
     if quick:
         layers.append(recipe.quick)
-    if config_file is not None:
-        file_layer = read_config_file(config_file)
-        if "recipe" in file_layer and file_layer["recipe"] != recipe.name:
-            raise ConfigError(
-                f"{config_file}: recipe {file_layer['recipe']!r} differs from --plugin {recipe.name!r}"
-            )
-        layers.append(file_layer)
+    layers.append(file_layer)
+    if quick:
+        layers.append(file_quick)
     if extra:
         layers.append(extra)
     layers.append(parse_set(overrides))
@@ -218,7 +237,7 @@ def validate(catalogue: Catalogue, merged: dict[str, Any]) -> ResolvedConfig:
             raise ConfigError(format_errors(exc, prefix=f"{kind}.params", what=f"{kind} {choice.name!r}")) from None
         choice.params = params[kind].model_dump(mode="json")
         components[kind] = component
-    catalogue.check_compatible(components)
+    catalogue.check_compatible(components, params)
     for k in config.evaluation.ks:
         if k < 1:
             raise ConfigError(f"evaluation.ks: every k must be >= 1, got {k}")

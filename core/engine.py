@@ -126,6 +126,7 @@ def _execute(resolved: ResolvedConfig, plugins: Plugins, *, registry: Any, progr
                     registry.resume_run(run_id)
         else:
             run_id = new_run_id()
+            check_identifier_source(registry, config, dataset)
             if registry is not None:
                 run_id = registry.start_run(
                     run_id=run_id, name=config.name, recipe=config.recipe, config=config.model_dump(mode="json"),
@@ -286,6 +287,24 @@ def prepare_identifier(run: RunContext) -> Any:
     if D.is_main():
         atomic_torch_save({"name": "identifier", "rng": states}, done_path)
     return identifier
+
+
+def check_identifier_source(registry: Any, config: Any, dataset: MultiDomainDataset) -> None:
+    """Refuse an ``identifier.from_run`` whose run fitted another identifier or another dataset's
+    items (its tokens would be attached to the wrong item ids) -- before the run is recorded."""
+    source = config.identifier.from_run
+    if not source or registry is None:
+        return
+    earlier = registry.get_run(source)
+    fitted = (earlier.get("config") or {}).get("identifier", {}).get("name")
+    wanted = config.identifier.name
+    if fitted != wanted:
+        raise ConfigError(f"identifier.from_run: run {earlier['id']} fitted identifier {fitted!r}, "
+                          f"this run's identifier is {wanted!r}")
+    if earlier.get("dataset_fingerprint") != dataset.fingerprint:
+        raise ConfigError(f"identifier.from_run: run {earlier['id']} fitted its identifier on dataset "
+                          f"{earlier.get('dataset_name')!r} (fingerprint {earlier.get('dataset_fingerprint')}), "
+                          f"this run's dataset {dataset.name!r} has fingerprint {dataset.fingerprint}")
 
 
 def shared_directory(path: Path | None) -> Path:

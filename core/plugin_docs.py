@@ -106,6 +106,8 @@ def _capabilities(component) -> str:
     parts = []
     if component.provides:
         parts.append("provides " + ", ".join(f"`{c}`" for c in sorted(component.provides)))
+    for capability, switch in sorted(component.switchable.items()):
+        parts.append(f"provides `{capability}` with `{switch}: true`")
     for kind, needed in sorted(component.requires.items()):
         article = "an" if kind[0] in "aeiou" else "a"
         parts.append(f"requires {article} {kind} with " + ", ".join(f"`{c}`" for c in sorted(needed)))

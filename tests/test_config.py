@@ -75,3 +75,58 @@ def test_config_hash_ignores_name_but_not_values(catalogue):
     b = resolve(catalogue, "sasrec", overrides=["name=b"]).config
     c = resolve(catalogue, "sasrec", overrides=["seed=1"]).config
     assert a.config_hash() == b.config_hash() != c.config_hash()
+
+
+def test_config_file_names_its_recipe_and_carries_its_own_quick_profile(catalogue, tmp_path):
+    cfg = tmp_path / "mix.yaml"
+    cfg.write_text("recipe: sasrec\ntraining:\n  epochs: 7\nquick:\n  training:\n    epochs: 2\n"
+                   "  encoder:\n    params:\n      layers: 1\n")
+    full = resolve(catalogue, None, config_file=cfg).config
+    assert (full.recipe, full.training.epochs, full.encoder.params["layers"]) == ("sasrec", 7, 2)
+    quick = resolve(catalogue, None, config_file=cfg, quick=True).config
+    assert quick.training.epochs == 2 and quick.encoder.params["layers"] == 1
+    assert quick.encoder.params["hidden"] == 32  # the recipe's --quick still applies beneath the file
+    over = resolve(catalogue, None, config_file=cfg, quick=True, overrides=["training.epochs=3"]).config
+    assert over.training.epochs == 3  # --set stays last
+    assert "quick" not in full.model_dump()
+
+
+def test_config_file_recipe_errors_name_the_file(catalogue, tmp_path):
+    bare = tmp_path / "bare.yaml"
+    bare.write_text("training:\n  epochs: 3\n")
+    with pytest.raises(ConfigError, match=r"bare.yaml has no `recipe:` key; give --plugin NAME"):
+        resolve(catalogue, None, config_file=bare)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recipe: sasrec\nquick:\n  recipe: gmc\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: quick.recipe"):
+        resolve(catalogue, None, config_file=bad, quick=True)
+    listy = tmp_path / "listy.yaml"
+    listy.write_text("recipe: sasrec\nquick: [1, 2]\n")
+    with pytest.raises(ConfigError, match=r"listy.yaml: `quick` must be a mapping"):
+        resolve(catalogue, None, config_file=listy)
+
+
+def test_switchable_capability_names_the_switch_and_check_runs_with_every_part():
+    plugins = Plugins().load()
+    catalogue = plugins.catalogue
+
+    class Switch(Params):
+        extra: bool = False
+
+    seen = {}
+
+    def check(params, parts, cat):
+        seen.update(params=params, kinds=sorted(parts), catalogue=cat)
+
+    catalogue.add_component(Component(kind="encoder", name="switchy", factory=object, params=Switch,
+                                      provides=frozenset({"scores"}), switchable={"special": "extra"}))
+    catalogue.add_component(Component(kind="decoder", name="picky", factory=object, params=Params,
+                                      requires={"encoder": frozenset({"scores", "special"})}, check=check))
+    with pytest.raises(ConfigError, match=r"decoder 'picky' needs an encoder that provides special; encoder "
+                                          r"'switchy' provides scores \(set encoder.params.extra=true\)"):
+        resolve(catalogue, "sasrec", overrides=["encoder.name=switchy", "decoder.name=picky"])
+    assert not seen  # the capability check comes first
+    resolved = resolve(catalogue, "sasrec", overrides=["encoder.name=switchy", "encoder.params.extra=true",
+                                                       "decoder.name=picky"])
+    assert resolved.components["encoder"].provided(resolved.params["encoder"]) == {"scores", "special"}
+    assert seen["kinds"] == ["decoder", "encoder", "identifier", "transfer"] and seen["catalogue"] is catalogue

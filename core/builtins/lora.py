@@ -12,6 +12,12 @@ Stages:
    ``mode: full`` fine-tunes a full copy of the unified model per domain (stages ``finetune:D``);
    ``mode: none`` uses the unified model for every domain (Table 4's "w/o LoRA").
 
+``loss_weighting`` borrows another strategy's loss combiner for the unified stage: any registered
+transfer that provides ``loss-weighting`` (e.g. SyNCRec's ``ntg-weighting``), given as
+``{name, params}``.  Its requirements on the other parts are checked with the config, before any
+work (``ntg-weighting`` needs an encoder with ``task-losses``: ``seq2seq`` with ``task_losses: true``);
+what the combiner learnt (its ``summary()``) is written to ``loss-weighting.json``.
+
 Adapters: ``target_modules`` default to what the encoder declares (``lora_target_modules``), else
 to the first known attention naming found among its linear layers (T5 ``q``/``v``, the built-in
 transformer block's ``qkv``/``out``, ``q_proj``/``v_proj``, ``query``/``value``), so the
@@ -33,14 +39,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError
 from torch import nn
 
 from mtrec.builtins.transfer import ModelSetStrategy
-from mtrec.components import Params
+from mtrec.components import Catalogue, Component, Params
 from mtrec.errors import ConfigError
 from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text
-from mtrec.training.stage import Stage, combine_by_count, combine_equally
+from mtrec.training.stage import LOSS_WEIGHTING, Stage, combine_by_count, combine_equally
 
 if TYPE_CHECKING:
     from mtrec.run_context import RunContext
@@ -64,6 +70,56 @@ class UnifiedThenLoRAParams(Params):
     domain_weighting: Literal["examples", "equal"] = Field(
         "examples", description="Unified stage: every example weighs the same, or every domain does."
     )
+    loss_weighting: "StrategyRef | None" = Field(
+        None, description="Unified stage: the loss combiner of another transfer that provides `loss-weighting` "
+                          "({name, params}, e.g. ntg-weighting) instead of domain_weighting."
+    )
+
+
+class StrategyRef(Params):
+    name: str = Field(description="A registered transfer strategy that provides `loss-weighting`.")
+    params: dict[str, Any] = Field(default_factory=dict, description="Its params.")
+
+
+UnifiedThenLoRAParams.model_rebuild()
+
+LOSS_WEIGHTING_KEY = "transfer.params.loss_weighting"
+
+
+def resolve_loss_weighting(ref: StrategyRef, catalogue: Catalogue) -> tuple[Component, BaseModel]:
+    """The borrowed strategy's component and validated params, or a ConfigError naming the key."""
+    from mtrec.config import format_errors
+
+    registered = catalogue.components["transfer"]
+    able = sorted(n for n, c in registered.items() if LOSS_WEIGHTING in c.provides)
+    component = registered.get(ref.name)
+    if component is None or LOSS_WEIGHTING not in component.provides:
+        what = "unknown transfer" if component is None else "transfer"
+        raise ConfigError(
+            f"{LOSS_WEIGHTING_KEY}.name: {what} {ref.name!r} has no loss combiner to lend (it does not provide "
+            f"{LOSS_WEIGHTING}); transfers that do: {', '.join(able) or 'none registered'}"
+        )
+    try:
+        return component, component.params.model_validate(ref.params)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, prefix=f"{LOSS_WEIGHTING_KEY}.params", what=f"transfer {ref.name!r}")) from None
+
+
+def check_unified_then_lora(params: BaseModel, parts: dict[str, tuple[Component, BaseModel]],
+                            catalogue: Catalogue) -> None:
+    """Config-time check: the borrowed combiner exists and the run's parts give it what it needs."""
+    ref = getattr(params, "loss_weighting", None)
+    if ref is None:
+        return
+    component, _ = resolve_loss_weighting(ref, catalogue)
+    for kind, needed in component.requires.items():
+        other, other_params = parts[kind]
+        why = other.missing(needed, other_params, kind)
+        if why:
+            raise ConfigError(
+                f"{LOSS_WEIGHTING_KEY}: transfer {component.name!r} needs {'an' if kind[0] in 'aeiou' else 'a'} "
+                f"{kind} that provides {', '.join(sorted(set(needed) - other.provided(other_params)))}; {why}"
+            )
 
 
 # --------------------------------------------------------------------------- adapters
@@ -181,6 +237,23 @@ class AdapterView(nn.Module):
 class UnifiedThenLoRA(ModelSetStrategy):
     def __init__(self, params: UnifiedThenLoRAParams, run: "RunContext | None" = None) -> None:
         self.params = params
+        self.combiner: Any = None  # the borrowed loss combiner of the unified stage, if any
+
+    def unified_combiner(self, run: "RunContext", model: nn.Module) -> Any:
+        """How the unified stage turns per-domain losses into one: ``domain_weighting``, or the
+        combiner borrowed through ``loss_weighting``."""
+        ref = self.params.loss_weighting
+        if ref is None:
+            return combine_by_count if self.params.domain_weighting == "examples" else combine_equally
+        component, params = resolve_loss_weighting(ref, run.plugins.catalogue)
+        self.combiner = component.factory(params, run).combiner(run, model, run.source_domains)
+        return self.combiner
+
+    def _write_combiner_summary(self, directory: Path) -> None:
+        summary = getattr(self.combiner, "summary", None)
+        if callable(summary):
+            atomic_write_text(directory / "loss-weighting.json",
+                              json.dumps({"name": self.params.loss_weighting.name, **summary()}, indent=2))
 
     def lora_config(self, model: nn.Module) -> Any:
         from peft import LoraConfig
@@ -199,9 +272,11 @@ class UnifiedThenLoRA(ModelSetStrategy):
     def train_unified(self, run: "RunContext") -> nn.Module:
         """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds)."""
         model = run.build_encoder()
-        combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
         run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
-                                     combine=combine))
+                                     combine=self.unified_combiner(run, model)))
+        if self.combiner is not None:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
+            self._write_combiner_summary(run.run_dir)
         return model
 
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
@@ -243,6 +318,8 @@ class UnifiedThenLoRA(ModelSetStrategy):
 
     # ------------------------------------------------------------------ artifacts
     def save(self, models: dict[int, nn.Module], directory: Path) -> None:
+        if self.combiner is not None:
+            self._write_combiner_summary(directory)
         views = list(models.values())
         if not views or not all(isinstance(v, AdapterView) for v in views):
             atomic_write_text(directory / "transfer.json", json.dumps({"mode": self.params.mode}))

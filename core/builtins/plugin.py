@@ -7,7 +7,7 @@ example of the contract rather than an exception to it.
 from __future__ import annotations
 
 from mtrec.builtins.atomic import AtomicIdentifier, AtomicParams
-from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
+from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams, check_unified_then_lora
 from mtrec.builtins.recipes import SASREC
 from mtrec.builtins.seq2seq import Seq2SeqParams, build_seq2seq
 from mtrec.builtins.trie_beam import TrieBeamDecoder, TrieBeamParams
@@ -17,6 +17,7 @@ from mtrec.builtins.transfer import Joint, JointParams, SingleDomain, SingleDoma
 from mtrec.components import Component
 from mtrec.data.formats.builtin import ALL_FORMATS
 from mtrec.hookspecs import hookimpl
+from mtrec.training.stage import TASK_LOSSES
 
 DISCRIMINATIVE = frozenset({"discriminative", "scores", "embeddings"})
 
@@ -41,6 +42,7 @@ def mtrec_register_components(register) -> None:
         kind="encoder", name="seq2seq", factory=build_seq2seq, params=Seq2SeqParams,
         description="T5 encoder-decoder (built from config, trained here) generating the next item's identifier tokens.",
         provides=frozenset({"generative"}), requires={"identifier": frozenset({"tokens"})},
+        switchable={TASK_LOSSES: "task_losses"},
     ))
     register(Component(
         kind="decoder", name="trie-beam", factory=TrieBeamDecoder, params=TrieBeamParams,
@@ -50,6 +52,7 @@ def mtrec_register_components(register) -> None:
     register(Component(
         kind="transfer", name="unified-then-lora", factory=UnifiedThenLoRA, params=UnifiedThenLoRAParams,
         description="GMC: one model on all domains, then one LoRA adapter per domain (or full fine-tuning / none).",
+        check=check_unified_then_lora,
     ))
     register(Component(
         kind="transfer", name="single-domain", factory=SingleDomain, params=SingleDomainParams,

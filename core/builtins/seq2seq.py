@@ -11,7 +11,10 @@ and flattened (left padding masked out), followed by the target domain's prompt 
 ``domain_prompt`` is on (default: on for the cross-domain view, where the history alone does not
 say which domain to recommend for; off for the single-domain view, as in GMC).  Output: the next
 item's ``L`` tokens, teacher-forced, no end token (every id has exactly ``L`` tokens).  Loss: mean
-token cross-entropy per example, averaged per target domain.
+token cross-entropy per example, averaged per target domain.  With ``task_losses`` the model
+trains on the single-domain *and* the cross-domain windows of every user and reports the two
+tasks apart (``single/<domain>``, ``cross/<domain>``), which is what SyNCRec's ``ntg-weighting``
+needs to measure each domain's negative transfer gap; prediction still reads the ``view`` history.
 
 Defaults follow the TIGER-style T5 that GMC uses: 4 encoder and 4 decoder layers, d_model 128,
 6 heads of 64, feed-forward 1024 (ReLU), dropout 0.1 -- 4.46M parameters without the token
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     from mtrec.run_context import RunContext
 
 PAD, EOS, FIRST_DOMAIN_TOKEN = 0, 1, 2
+TASKS = ("single", "cross")  # loss-key prefixes under task_losses (what ntg-weighting reads)
 
 
 class Seq2SeqParams(Params):
@@ -55,7 +59,12 @@ class Seq2SeqParams(Params):
         "single", description="History view: the target domain's items only, or all domains merged."
     )
     domain_prompt: bool | None = Field(
-        None, description="Append the target domain's token to the input (default: only for view=cross)."
+        None, description="Append the target domain's token to the input (default: only for view=cross "
+                          "or task_losses)."
+    )
+    task_losses: bool = Field(
+        False, description="Train on both history views and report the losses as single/<domain> and "
+                           "cross/<domain> (the `task-losses` capability that ntg-weighting reads).",
     )
 
 
@@ -83,7 +92,9 @@ class Seq2Seq(GenerativeEncoder):
         self.code_length = int(item_tokens.shape[1])
         self.identifier_vocab = int(vocab_size)
         self.token_offset = FIRST_DOMAIN_TOKEN + len(domain_names)
-        self.domain_prompt = params.view == "cross" if params.domain_prompt is None else params.domain_prompt
+        # A cross-domain history does not say which domain to recommend for: prompt it.
+        wants_prompt = params.view == "cross" or params.task_losses
+        self.domain_prompt = wants_prompt if params.domain_prompt is None else params.domain_prompt
         config = T5Config(
             vocab_size=self.token_offset + self.identifier_vocab,
             d_model=params.d_model, d_ff=params.d_ff, d_kv=params.d_kv,
@@ -135,10 +146,19 @@ class Seq2Seq(GenerativeEncoder):
 
     # ------------------------------------------------------------------ training
     def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
-        """One example per training target: every position after the first of every sequence."""
+        """One example per training target: every position after the first of every sequence of
+        the ``view`` -- or, with ``task_losses``, of both views, ``task`` 0 (single) / 1 (cross)."""
+        if not self.params.task_losses:
+            history, target = self._windows(run, domains, self.params.view)
+            return {"history": history, "target": target}
+        single, cross = self._windows(run, domains, "single"), self._windows(run, domains, "cross")
+        task = torch.cat([torch.zeros(len(single[1]), dtype=torch.long), torch.ones(len(cross[1]), dtype=torch.long)])
+        return {"history": torch.cat([single[0], cross[0]]), "target": torch.cat([single[1], cross[1]]), "task": task}
+
+    def _windows(self, run: "RunContext", domains: list[int], view: str) -> tuple[torch.Tensor, torch.Tensor]:
         max_len = run.config.data.max_len
         histories, targets = [], []
-        for seq in train_sequences(run.dataset, domains, self.params.view):
+        for seq in train_sequences(run.dataset, domains, view):
             if len(seq) < 2:
                 continue
             padded = np.concatenate([np.zeros(max_len, dtype=np.int64), seq.astype(np.int64)])
@@ -146,9 +166,22 @@ class Seq2Seq(GenerativeEncoder):
             histories.append(windows[:, :-1])
             targets.append(windows[:, -1])
         if not histories:
-            return {"history": torch.zeros(0, max_len, dtype=torch.long), "target": torch.zeros(0, dtype=torch.long)}
-        return {"history": torch.as_tensor(np.concatenate(histories)),
-                "target": torch.as_tensor(np.concatenate(targets))}
+            return torch.zeros(0, max_len, dtype=torch.long), torch.zeros(0, dtype=torch.long)
+        return torch.as_tensor(np.concatenate(histories)), torch.as_tensor(np.concatenate(targets))
+
+    def domain_losses(self, per_example: torch.Tensor, target: torch.Tensor,
+                      task: torch.Tensor | None = None) -> DomainLoss:
+        """Mean loss per target domain (keys: domain names), or per (task, domain) with ``task``."""
+        domain = self.item_domain[target]
+        groups = domain if task is None else task * len(self.domain_names) + domain
+        losses, counts = {}, {}
+        for g in torch.unique(groups).tolist():
+            sel = groups == g
+            t, d = divmod(g, len(self.domain_names))
+            key = self.domain_names[d] if task is None else f"{TASKS[t]}/{self.domain_names[d]}"
+            losses[key] = per_example[sel].mean()
+            counts[key] = int(sel.sum())
+        return DomainLoss(losses, counts)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> DomainLoss:
         history, target = batch["history"], batch["target"]
@@ -161,13 +194,7 @@ class Seq2Seq(GenerativeEncoder):
         token_ce = F.cross_entropy(
             logits.float().flatten(0, 1), self.to_model_tokens(labels).flatten(), reduction="none"
         ).view(labels.shape)
-        per_example = token_ce.mean(dim=1)
-        losses, counts = {}, {}
-        for d in torch.unique(domain).tolist():
-            sel = domain == d
-            losses[self.domain_names[d]] = per_example[sel].mean()
-            counts[self.domain_names[d]] = int(sel.sum())
-        return DomainLoss(losses, counts)
+        return self.domain_losses(token_ce.mean(dim=1), target, batch.get("task"))
 
     # ------------------------------------------------------------------ decoding contract
     def encode(self, batch: dict[str, torch.Tensor]) -> Seq2SeqState:
@@ -198,9 +225,19 @@ class Seq2Seq(GenerativeEncoder):
             hidden = state.hidden[state.rows]
         out = self.t5(
             encoder_outputs=(hidden,), attention_mask=state.mask[state.rows],
-            decoder_input_ids=decoder_ids, past_key_values=cache, use_cache=cache is not None,
+            decoder_input_ids=decoder_ids, use_cache=cache is not None, **{self._cache_argument: cache},
         )
         return out.logits
+
+    @property
+    def _cache_argument(self) -> str:
+        # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns on every call).
+        import inspect
+
+        if not hasattr(type(self), "_cache_name"):
+            params = inspect.signature(type(self.t5).forward).parameters
+            type(self)._cache_name = "cache" if "cache" in params else "past_key_values"
+        return type(self)._cache_name
 
     def next_token_logits(self, state: Seq2SeqState, prefix: torch.Tensor) -> torch.Tensor:
         start = torch.full((prefix.shape[0], 1), PAD, dtype=torch.long, device=prefix.device)

@@ -9,6 +9,15 @@ import torch
 from torch import nn
 
 
+# Capabilities about losses (see Component.provides):
+# an encoder with TASK_LOSSES keys its DomainLoss "single/<domain>" and "cross/<domain>" (its
+# single-domain and cross-domain tasks); a transfer strategy with LOSS_WEIGHTING has a method
+# ``combiner(run, model, domains) -> Callable[[DomainLoss], Tensor]`` that other strategies may
+# borrow for their stages (unified-then-lora's ``loss_weighting``).
+TASK_LOSSES = "task-losses"
+LOSS_WEIGHTING = "loss-weighting"
+
+
 @dataclass
 class DomainLoss:
     """An encoder's loss for one batch, kept apart by domain (and task).

@@ -14,6 +14,7 @@ WORDS = {
     "Crafts": ["wool yarn", "knitting needles", "acrylic paint", "paint brush", "canvas board", "sewing thread"],
     "Office": ["ballpoint pen", "paper notebook", "stapler", "desk lamp", "sticky notes", "printer paper"],
 }
+GARDEN = {"Garden": ["garden hose", "flower seeds", "watering can", "pruning shears", "plant pot", "lawn rake"]}
 
 
 def load_plugins() -> Plugins:
@@ -23,8 +24,9 @@ def load_plugins() -> Plugins:
     return p
 
 
-def write_tiny_dataset(root: Path, users: int = 40, per_kind: int = 4, seed: int = 0) -> Path:
-    """Two lcrec domains (Crafts, Office) of ``6 * per_kind`` items each; users stick to a few kinds.
+def write_tiny_dataset(root: Path, users: int = 40, per_kind: int = 4, seed: int = 0, garden: bool = False) -> Path:
+    """Two lcrec domains (Crafts, Office; with ``garden`` a third) of ``6 * per_kind`` items each;
+    users stick to a few kinds.
 
     Returns the spec file.  Item ``t`` of a kind is titled "<colour> <kind> <t>", so texts of one
     kind are similar, as are behaviours (a user's sequence draws from two kinds).
@@ -32,7 +34,7 @@ def write_tiny_dataset(root: Path, users: int = 40, per_kind: int = 4, seed: int
     rng = np.random.default_rng(seed)
     colours = ["red", "blue", "green", "black", "white", "large"]
     sources = []
-    for domain, kinds in WORDS.items():
+    for domain, kinds in {**WORDS, **(GARDEN if garden else {})}.items():
         folder = root / domain.lower()
         folder.mkdir(parents=True)
         items, by_kind = {}, []

@@ -86,18 +86,31 @@ def _run_for(plugins, overrides):
     return SimpleNamespace(plugins=plugins, config=resolved.config, params=resolved.params)
 
 
-def test_pretrain_encoder_is_validated_before_training(plugins):
-    run = _run_for(plugins, ["transfer.params.mode=new-encoder", "transfer.params.pretrain_encoder.name=nope"])
-    with pytest.raises(ConfigError, match=r"pretrain_encoder\.name: unknown encoder 'nope'"):
-        PretrainMatchFinetune(run.params["transfer"], run)
-    run = _run_for(plugins, ["transfer.params.mode=new-encoder", "transfer.params.pretrain_encoder.name=sasrec",
-                             "transfer.params.pretrain_encoder.params.hiden=3"])
-    with pytest.raises(ConfigError, match=r"pretrain_encoder\.params\.hiden: unknown key"):
-        PretrainMatchFinetune(run.params["transfer"], run)
-    run = _run_for(plugins, ["transfer.params.pretrain_encoder.name=sasrec",
-                             "transfer.params.pretrain_encoder.params.layers=1"])
-    with pytest.raises(ConfigError, match="only transfer.params.mode=new-encoder"):
-        PretrainMatchFinetune(run.params["transfer"], run)
-    same = _run_for(plugins, ["transfer.params.pretrain_encoder.name=sasrec",
-                              "transfer.params.pretrain_encoder.params.loss=bpr"])
-    PretrainMatchFinetune(same.params["transfer"], same)  # identical to `encoder`: allowed in every mode
+NEW = ["transfer.params.mode=new-encoder", "transfer.params.pretrain_encoder.name=sasrec"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["transfer.params.mode=new-encoder", "transfer.params.pretrain_encoder.name=nope"],
+     r"pretrain_encoder\.name: unknown encoder 'nope'"),
+    ([*NEW, "transfer.params.pretrain_encoder.params.hiden=3"], r"pretrain_encoder\.params\.hiden: unknown key"),
+    (["transfer.params.pretrain_encoder.name=sasrec", "transfer.params.pretrain_encoder.params.layers=1"],
+     "only transfer.params.mode=new-encoder"),
+    # widths: sasrec 48-d pre-training, the run's sasrec 64-d; both keys named
+    ([*NEW, "transfer.params.pretrain_encoder.params.hidden=48"],
+     r"pretrain_encoder\.params\.hidden: .*'sasrec' is 48-d but encoder 'sasrec' \(encoder\.params\.hidden\) is 64-d"),
+    ([*NEW, "encoder.name=syncrec"],  # sasrec's default 64 against syncrec's default 128
+     r"is 64-d but encoder 'syncrec' \(encoder\.params\.hidden\) is 128-d.*same width"),
+    (["transfer.params.mode=zero-shot", "transfer.params.finetune_together=true"], r"finetune_together=true"),
+])
+def test_pretrain_encoder_and_finetune_together_are_refused_at_config_time(plugins, overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve(plugins.catalogue, "idp", overrides=overrides)
+
+
+def test_matching_widths_and_a_pretrain_encoder_identical_to_encoder_are_allowed(plugins):
+    for overrides in ([*NEW, "encoder.name=syncrec", "encoder.params.hidden=64", "transfer.params.finetune_together=true"],
+                      [*NEW, "encoder.name=man", "encoder.params.hidden=64", "decoder.name=pointwise"],
+                      ["transfer.params.pretrain_encoder.name=sasrec", "transfer.params.pretrain_encoder.params.loss=bpr"]):
+        run = _run_for(plugins, overrides)
+        strategy = PretrainMatchFinetune(run.params["transfer"], run)  # also checked when built without resolve
+        assert strategy._pretrain is not None and strategy._pretrain[0].name == "sasrec"

@@ -16,7 +16,7 @@ from mtrec_mixed_attention.recipes import ABLATIONS, BACKBONE_STUDY
 
 def test_encoder_decoder_and_recipe_are_registered(plugins):
     cat = plugins.catalogue
-    assert cat.get("encoder", "man").provides == frozenset({"discriminative", "scores", "pointwise"})
+    assert cat.get("encoder", "man").provides == frozenset({"discriminative", "scores", "pointwise", "embeddings"})
     assert cat.get("decoder", "pointwise").requires == {"encoder": frozenset({"scores"})}
     recipe = cat.recipe("man")
     assert recipe.quick

@@ -46,11 +46,16 @@ def test_bad_params_name_the_key(plugins, override, key):
         resolve(plugins.catalogue, "idgenrec", overrides=[override])
 
 
-def test_recommender_needs_a_textual_identifier(plugins):
+def test_alternate_training_needs_a_textual_identifier_the_recommender_does_not(plugins):
     if "semantic-id" not in plugins.catalogue.components["identifier"]:
         pytest.skip("semantic-id plugin not installed")
-    with pytest.raises(ConfigError, match="textual"):
-        resolve(plugins.catalogue, "idgenrec", overrides=["identifier.name=semantic-id", "identifier.params={}"])
+    semantic = ["identifier.name=semantic-id", "identifier.params={}"]
+    with pytest.raises(ConfigError, match="idgenrec-alternate.*textual"):
+        resolve(plugins.catalogue, "idgenrec", overrides=semantic)
+    # the prompt recommender takes any token identifier (tests/test_textual_mixing.py)
+    config = resolve(plugins.catalogue, "idgenrec", overrides=[*semantic, "transfer.name=unified-then-lora"]).config
+    assert (config.identifier.name, config.encoder.name) == ("semantic-id", "idgenrec-seq2seq")
+    assert plugins.catalogue.components["encoder"]["idgenrec-seq2seq"].requires == {"identifier": {"tokens"}}
 
 
 def test_salient_words_rank_by_tfidf_and_keep_text_order():

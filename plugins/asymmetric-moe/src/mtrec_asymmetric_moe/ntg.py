@@ -18,8 +18,10 @@ cross-domain task losses that way can use it -- and per batch:
 ``correction: false`` keeps every ``lambda_d = 1`` (ablation A, "w/o LC-NTG").
 
 The ``ntg-weighting`` transfer strategy trains one model on the source domains with this combiner,
-early-stopped on the targets' validation average, like ``joint``; other strategies (e.g. a
-unified stage) can pass :func:`ntg_combiner` as their ``Stage.combine``.
+early-stopped on the targets' validation average, like ``joint``.  It provides ``loss-weighting``:
+other strategies borrow its combiner through :meth:`NTGWeightingStrategy.combiner` -- GMC's
+``unified-then-lora`` does with ``loss_weighting: {name: ntg-weighting}`` over a ``seq2seq`` with
+``task_losses: true`` (examples/mixes/ntg-on-gmc-unified.yaml).
 """
 
 from __future__ import annotations
@@ -138,17 +140,21 @@ class NTGWeightingStrategy(ModelSetStrategy):
 
     def __init__(self, params: NTGWeightingParams, run: "RunContext | None" = None) -> None:
         self.params = params
-        self.combiner: NTGWeighting | None = None
+        self.ntg: NTGWeighting | None = None  # this strategy's own combiner, once execute() ran
+
+    def combiner(self, run: "RunContext", model: nn.Module, domains: list[int]) -> NTGWeighting:
+        """The ``loss-weighting`` contract: this strategy's combiner for another strategy's stage."""
+        return ntg_combiner(run, model, self.params, domains)
 
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
         model = run.build_encoder()
-        self.combiner = ntg_combiner(run, model, self.params, run.source_domains)
+        self.ntg = ntg_combiner(run, model, self.params, run.source_domains)
         stage = Stage(name="joint-ntg", domains=run.source_domains, validate_on=run.target_domains,
-                      combine=self.combiner)
+                      combine=self.ntg)
         run.train_stage(model, stage)
         run.log_metrics([
             {"stage": stage.name, "split": "train", "domain": d, "name": "relative_ntg", "value": v}
-            for d, v in self.combiner.current().items()
+            for d, v in self.ntg.current().items()
         ])
         return {d: model for d in run.target_domains}
 
@@ -156,5 +162,5 @@ class NTGWeightingStrategy(ModelSetStrategy):
         """The models (as ``joint`` saves them) and ``ntg.json``: the final relative NTG per domain and
         the learnt alpha, beta, temperature (what the correction ended up doing)."""
         super().save(models, directory)
-        if self.combiner is not None:
-            atomic_write_text(directory / "ntg.json", json.dumps(self.combiner.summary(), indent=2))
+        if self.ntg is not None:
+            atomic_write_text(directory / "ntg.json", json.dumps(self.ntg.summary(), indent=2))

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from mtrec.components import Component
 from mtrec.hookspecs import hookimpl
+from mtrec.training.stage import LOSS_WEIGHTING, TASK_LOSSES
 
 from mtrec_asymmetric_moe.encoder import SyNCRecParams, build_syncrec
 from mtrec_asymmetric_moe.ntg import NTGWeightingParams, NTGWeightingStrategy
 from mtrec_asymmetric_moe.recipes import SYNCREC
-
-# "task-losses": loss keys are single/<domain> and cross/<domain> (what ntg-weighting reads).
-TASK_LOSSES = "task-losses"
 
 
 @hookimpl
@@ -25,6 +23,7 @@ def mtrec_register_components(register) -> None:
         kind="transfer", name="ntg-weighting", factory=NTGWeightingStrategy, params=NTGWeightingParams,
         description="One model on all domains; the cross-domain loss of each domain weighted by its relative "
                     "negative transfer gap (SyNCRec LC-NTG, learnable alpha, beta, temperature).",
+        provides=frozenset({LOSS_WEIGHTING}),  # unified-then-lora can borrow its combiner (loss_weighting)
         requires={"encoder": frozenset({TASK_LOSSES})},
     ))
 

@@ -1,9 +1,12 @@
 """Encoder-side pieces of IDP: the ID embedding table, installing generated rows, the ID+text input,
 and the training data of intra-domain cold start.
 
-IDP works with any encoder whose items enter through ``item_embedding``, an ``nn.Embedding`` over
-the dataset's global item ids (the core ``sasrec`` and every encoder that declares the
-``embeddings`` capability): it only ever reads and overwrites rows of that table.
+Reading: IDP reads the *pre-training* encoder's ``item_embedding``, an ``nn.Embedding`` over the
+dataset's global item ids (the core ``sasrec`` and most ID-based encoders).  Writing: generated
+rows are installed through the core contract :mod:`mtrec.embeddings`, so any encoder that declares
+the ``embeddings`` capability can receive them -- a plain ``item_embedding`` (sasrec, syncrec) or
+one that says where its rows are with ``item_embedding_rows`` (MAN: a global table and per-domain
+local tables, each written).  The ID+text variant wraps a plain ``item_embedding`` only.
 """
 
 from __future__ import annotations
@@ -17,42 +20,47 @@ import torch
 from torch import nn
 
 from mtrec.data.model import TRAIN, MultiDomainDataset
+from mtrec.embeddings import item_embedding_width, write_item_embeddings
 from mtrec.errors import ConfigError
+
+# Config keys that decide the widths of the two encoders (named when they differ).
+WIDTH_KEYS = "transfer.params.pretrain_encoder.params.hidden and encoder.params.hidden"
 
 
 def item_table(model: nn.Module, what: str = "encoder") -> nn.Embedding:
-    """The encoder's ID embedding table, or a ConfigError naming what is missing."""
+    """The encoder's plain ID embedding table (what IDP reads), or a ConfigError naming what is missing."""
     table = getattr(model, "item_embedding", None)
     if isinstance(table, IdPlusText):
         table = table.ids
     if not isinstance(table, nn.Embedding):
         raise ConfigError(
             f"transfer 'pretrain-match-finetune': {what} {type(model).__name__} has no `item_embedding` "
-            "nn.Embedding over the global item ids, so IDP cannot read or write its ID embeddings"
+            "nn.Embedding over the global item ids, so IDP cannot read its pre-trained ID embeddings; pre-train "
+            "another encoder and initialise this one from it: transfer.params.mode=new-encoder with "
+            "transfer.params.pretrain_encoder={name: sasrec, params: {hidden: <its width>}}"
         )
     return table
 
 
 @torch.no_grad()
 def install_rows(model: nn.Module, items: np.ndarray, rows: np.ndarray | torch.Tensor) -> None:
-    """Overwrite the ID embeddings of ``items`` with ``rows`` ``[len(items), H]``."""
-    table = item_table(model)
-    if table.weight.shape[1] != rows.shape[1]:
+    """Overwrite the ID embeddings of ``items`` with ``rows`` ``[len(items), H]`` in every table holding them."""
+    width = item_embedding_width(model, items)
+    if width != rows.shape[1]:
         raise ConfigError(
-            f"transfer.params.pretrain_encoder: generated embeddings are {rows.shape[1]}-d but the "
-            f"fine-tuned encoder's item_embedding is {table.weight.shape[1]}-d; give both encoders the same width"
+            f"transfer.params.pretrain_encoder: generated embeddings are {rows.shape[1]}-d but the fine-tuned "
+            f"encoder {type(model).__name__}'s item tables are {width}-d; give both encoders the same width "
+            f"({WIDTH_KEYS})"
         )
-    index = torch.as_tensor(items, dtype=torch.long, device=table.weight.device)
-    table.weight[index] = torch.as_tensor(rows, dtype=table.weight.dtype, device=table.weight.device)
+    write_item_embeddings(model, items, torch.as_tensor(rows).detach().cpu())
 
 
 @torch.no_grad()
 def reinit_rows(model: nn.Module, items: np.ndarray, std: float = 0.02, seed: int = 0) -> None:
     """Fresh N(0, std) rows for ``items`` (IDP w/o M: no transferred embedding)."""
-    table = item_table(model)
     g = torch.Generator().manual_seed(seed)
-    rows = torch.randn(len(items), table.weight.shape[1], generator=g) * std
-    table.weight[torch.as_tensor(items, dtype=torch.long, device=table.weight.device)] = rows.to(table.weight)
+    rows = torch.randn(len(items), item_embedding_width(model, items), generator=g) * std
+    write_item_embeddings(model, items, rows)
 
 
 class IdPlusText(nn.Module):

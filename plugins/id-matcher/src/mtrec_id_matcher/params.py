@@ -39,6 +39,12 @@ class IDPParams(Params):
     pretrain_lr: float | None = Field(None, gt=0, description="Pre-training learning rate (default training.lr).")
     finetune_epochs: int | None = Field(None, ge=1, description="Fine-tuning epochs (default training.epochs).")
     finetune_lr: float | None = Field(None, gt=0, description="Fine-tuning learning rate (default training.lr).")
+    finetune_together: bool = Field(
+        False,
+        description="Fine-tune ONE model on all fine-tuned targets at once (one stage, early-stopped on their "
+        "validation average) instead of one model per target; what multi-domain encoders (syncrec, man) need. "
+        "Modes 'finetune' and 'new-encoder'.",
+    )
 
     # ---------------------------------------------------------------- ablations (§3.7)
     matcher: bool = Field(
@@ -92,4 +98,7 @@ class IDPParams(Params):
             raise ValueError(f"matcher=false leaves mode {self.mode!r} without any embedding for the new items")
         if not self.matcher and self.id_text:
             raise ValueError("id_text adds the matcher's text vectors, so it needs matcher=true")
+        if self.finetune_together and self.mode not in ("finetune", "new-encoder"):
+            raise ValueError(f"finetune_together=true fine-tunes the targets together, but mode {self.mode!r} "
+                             "fine-tunes nothing; use mode 'finetune' or 'new-encoder' (or leave it false)")
         return self

@@ -7,7 +7,7 @@ from mtrec.hookspecs import hookimpl
 
 from mtrec_id_matcher.params import IDPParams
 from mtrec_id_matcher.recipes import IDP
-from mtrec_id_matcher.strategy import NAME, PretrainMatchFinetune
+from mtrec_id_matcher.strategy import NAME, PretrainMatchFinetune, check_config
 
 
 @hookimpl
@@ -17,6 +17,7 @@ def mtrec_register_components(register) -> None:
         description="IDP: pre-train an ID encoder on the sources, tune a text ID matcher (CDIM), generate the new "
                     "domains' ID embeddings from the top-m matched source items (faiss), then fine-tune or deploy.",
         requires={"encoder": frozenset({"embeddings"})},
+        check=check_config,  # pretrain_encoder: a known encoder, valid params, the run encoder's width
     ))
 
 

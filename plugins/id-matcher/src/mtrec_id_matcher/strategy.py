@@ -8,7 +8,15 @@
    behavioural positives found by faiss over the pre-trained ID embeddings;
 3. **match** — every new item's top-m source items by CDIM similarity (faiss: exact, HNSW or IVF by
    catalogue size) and the similarity-weighted average of their pre-trained ID embeddings (Eq. 8–9);
-4. **deploy / fine-tune** — §2.6's modes, per target domain.
+4. **deploy / fine-tune** — §2.6's modes: one model per fine-tuned target, or with
+   ``finetune_together`` one model trained on all of them at once (multi-domain encoders such as
+   ``syncrec`` or ``man`` in mode ``new-encoder``).
+
+Generated rows are written through :mod:`mtrec.embeddings`, so the fine-tuned encoder may keep its
+ID embeddings in any tables the contract describes (MAN: global and per-domain local tables);
+the pre-training encoder is read through its plain ``item_embedding``.  Everything that can be
+checked before training is (the encoders' widths, the ID+text input), so a bad combination fails
+in seconds rather than after pre-training.
 
 Domain roles: targets that are among ``domains.sources`` are fine-tuned on their own data (mode
 ``finetune`` or ``new-encoder``); targets that are not (or every target under ``zero-shot``) get the
@@ -38,12 +46,13 @@ from torch import nn
 from mtrec.builtins.transfer import ModelSetStrategy
 from mtrec.config import format_errors
 from mtrec.data.model import TRAIN, MultiDomainDataset
+from mtrec.embeddings import has_plain_item_embedding, item_embedding_width
 from mtrec.errors import ConfigError
 from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text
 from mtrec.training.stage import Stage
 
 from mtrec_id_matcher.embedding import (
-    IdPlusText, add_text, install_rows, item_table, pick_cold_items, reinit_rows, training_data_from,
+    WIDTH_KEYS, IdPlusText, add_text, install_rows, item_table, pick_cold_items, reinit_rows, training_data_from,
     without_training_items,
 )
 from mtrec_id_matcher.matcher import FullMatcher, HeadMatcher, fit_matcher, to_numpy
@@ -102,6 +111,52 @@ def trained_items(dataset: MultiDomainDataset, domains: list[int], exclude: np.n
     return items
 
 
+PRETRAIN_KEY = "transfer.params.pretrain_encoder"
+
+
+def pretrain_choice(params: IDPParams, encoder_name: str, encoder_params: Any, catalogue: Any) -> tuple[Any, Any] | None:
+    """The validated (component, params) of ``pretrain_encoder``, or None (the run's encoder pre-trains).
+
+    Refuses an unknown encoder or key, another encoder outside mode ``new-encoder``, and two
+    encoders whose widths differ where both params name it ``hidden`` (sasrec, syncrec, man); the
+    built tables are compared again before pre-training for encoders that call it otherwise.
+    """
+    choice = params.pretrain_encoder
+    if choice is None:
+        return None
+    key = PRETRAIN_KEY
+    registered = catalogue.components["encoder"]
+    if choice.name not in registered:
+        raise ConfigError(f"{key}.name: unknown encoder {choice.name!r}; registered: {', '.join(sorted(registered))}")
+    component = registered[choice.name]
+    if "embeddings" not in component.provides:
+        raise ConfigError(f"{key}.name: encoder {choice.name!r} does not provide item `embeddings`, which IDP transfers")
+    try:
+        pre_params = component.params.model_validate(choice.params)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, prefix=f"{key}.params", what=f"encoder {choice.name!r}")) from None
+    same = choice.name == encoder_name and pre_params == encoder_params
+    if not same and params.mode != "new-encoder":
+        raise ConfigError(
+            f"{key}: only transfer.params.mode=new-encoder trains another encoder after pre-training; mode "
+            f"{params.mode!r} deploys or fine-tunes the pre-trained encoder itself (leave {key} unset)"
+        )
+    ours, theirs = getattr(pre_params, "hidden", None), getattr(encoder_params, "hidden", None)
+    if isinstance(ours, int) and isinstance(theirs, int) and ours != theirs:
+        raise ConfigError(
+            f"{key}.params.hidden: the pre-training encoder {choice.name!r} is {ours}-d but encoder "
+            f"{encoder_name!r} (encoder.params.hidden) is {theirs}-d; generated ID embeddings are installed as "
+            f"they are, so give both the same width ({WIDTH_KEYS})"
+        )
+    return component, pre_params
+
+
+def check_config(params: IDPParams, parts: dict[str, tuple[Any, Any]], catalogue: Any) -> None:
+    """Config-time check (``Component.check``): ``pretrain_encoder`` against the run's encoder."""
+    encoder, encoder_params = parts["encoder"]
+    pretrain_choice(params, encoder.name, encoder_params, catalogue)
+
+
 class PretrainMatchFinetune(ModelSetStrategy):
     def __init__(self, params: IDPParams, run: "RunContext | None" = None) -> None:
         self.params = params
@@ -113,28 +168,8 @@ class PretrainMatchFinetune(ModelSetStrategy):
 
     # ------------------------------------------------------------------ encoders
     def _pretrain_component(self, run: "RunContext") -> tuple[Any, Any] | None:
-        """The (component, params) of ``pretrain_encoder``, validated now so a bad key fails before training."""
-        choice = self.params.pretrain_encoder
-        if choice is None:
-            return None
-        key = "transfer.params.pretrain_encoder"
-        registered = run.plugins.catalogue.components["encoder"]
-        if choice.name not in registered:
-            raise ConfigError(f"{key}.name: unknown encoder {choice.name!r}; registered: {', '.join(sorted(registered))}")
-        component = registered[choice.name]
-        if "embeddings" not in component.provides:
-            raise ConfigError(f"{key}.name: encoder {choice.name!r} does not provide item `embeddings`, which IDP transfers")
-        try:
-            params = component.params.model_validate(choice.params)
-        except ValidationError as exc:
-            raise ConfigError(format_errors(exc, prefix=f"{key}.params", what=f"encoder {choice.name!r}")) from None
-        same = choice.name == run.config.encoder.name and params == run.params["encoder"]
-        if not same and self.params.mode != "new-encoder":
-            raise ConfigError(
-                f"{key}: only transfer.params.mode=new-encoder trains another encoder after pre-training; mode "
-                f"{self.params.mode!r} deploys or fine-tunes the pre-trained encoder itself (leave {key} unset)"
-            )
-        return component, params
+        """The (component, params) of ``pretrain_encoder`` (checked again: a strategy may be built without resolve)."""
+        return pretrain_choice(self.params, run.config.encoder.name, run.params["encoder"], run.plugins.catalogue)
 
     def _build_pretrain(self, run: "RunContext") -> nn.Module:
         if self._pretrain is None:
@@ -152,16 +187,17 @@ class PretrainMatchFinetune(ModelSetStrategy):
         self.report = {
             "mode": p.mode, "matcher": p.matcher, "behavior_loss": p.behavior_loss, "id_text": p.id_text,
             "pretrain_domains": [names[d] for d in plan.pretrain], "finetune_domains": [names[d] for d in plan.finetune],
-            "deploy_domains": [names[d] for d in plan.deploy], "timings": timings,
+            "deploy_domains": [names[d] for d in plan.deploy], "finetune_together": p.finetune_together,
+            "timings": timings,
         }
 
         cold = pick_cold_items(dataset, plan.pretrain, p.cold_fraction, run.seed) if p.mode == "cold-start" else None
         new_domains = plan.finetune + plan.deploy
         target_items = cold if cold is not None else np.concatenate([dataset.domain_items[d] for d in sorted(new_domains)])
 
-        # 1. pre-training on the sources, merged
+        # 1. pre-training on the sources, merged (after every check that needs the built encoders)
         pre = self._build_pretrain(run)
-        item_table(pre, "pre-training encoder")
+        self._check_encoders(run, pre, plan, target_items)
         held_out = training_data_from(pre, without_training_items(dataset, cold)) if cold is not None else nullcontext()
         with held_out:
             result = run.train_stage(pre, Stage(name="pretrain", domains=plan.pretrain, validate_on=plan.pretrain,
@@ -191,19 +227,23 @@ class PretrainMatchFinetune(ModelSetStrategy):
         else:
             reinit_rows(pre, target_items, seed=run.seed)
 
-        # 4. deploy / fine-tune (§2.6)
+        # 4. deploy / fine-tune (§2.6): one model per target, or one for all of them
         models: dict[int, nn.Module] = {d: pre for d in plan.deploy}
-        for d in plan.finetune:
+        generated_rows = item_table(pre).weight.detach().cpu()[torch.as_tensor(target_items)]
+        groups = [plan.finetune] if p.finetune_together and plan.finetune else [[d] for d in plan.finetune]
+        for group in groups:
             if p.mode == "new-encoder":
                 model = run.build_encoder()
-                install_rows(model, target_items, item_table(pre).weight.detach().cpu()[torch.as_tensor(target_items)])
+                install_rows(model, target_items, generated_rows)
                 if text_rows is not None:
                     add_text(model, text_rows)
             else:
                 model = copy.deepcopy(pre)
-            stage = Stage(name=f"finetune:{names[d]}", domains=[d], epochs=p.finetune_epochs, lr=p.finetune_lr)
-            timings[f"finetune_seconds/{names[d]}"] = run.train_stage(model, stage).seconds
-            models[d] = model
+            name = "finetune" if p.finetune_together else f"finetune:{names[group[0]]}"
+            stage = Stage(name=name, domains=group, validate_on=group, epochs=p.finetune_epochs, lr=p.finetune_lr)
+            seconds = run.train_stage(model, stage).seconds
+            timings["finetune_seconds" if p.finetune_together else f"finetune_seconds/{names[group[0]]}"] = seconds
+            models.update({d: model for d in group})
         self._pretrained = pre
         if cold is not None:
             self.report["cold_items"] = int(cold.size)
@@ -211,6 +251,40 @@ class PretrainMatchFinetune(ModelSetStrategy):
         run.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(run.run_dir / "idp.json", json.dumps(self.report, indent=2))
         return models
+
+    def _check_encoders(self, run: "RunContext", pre: nn.Module, plan: Plan, target_items: np.ndarray) -> None:
+        """Refuse, before any training, encoders IDP cannot read from or write into.
+
+        The pre-training encoder must have a plain ``item_embedding`` (IDP reads it); under mode
+        ``new-encoder`` a probe of the run's encoder (built on a forked RNG, so the run's random
+        stream is the one it would be without the probe) must hold the target items' rows at the
+        pre-training width, and under ``id_text`` have a plain ``item_embedding`` to add text to.
+        """
+        p = self.params
+        if p.id_text and not has_plain_item_embedding(pre):
+            raise ConfigError(self._id_text_error(pre, "the pre-training encoder"))
+        width = item_table(pre, "pre-training encoder").embedding_dim
+        if p.mode != "new-encoder" or not plan.finetune:
+            return
+        with torch.random.fork_rng(devices=[]):
+            probe = run.build("encoder")  # on the CPU, discarded
+        if p.id_text and not has_plain_item_embedding(probe):
+            raise ConfigError(self._id_text_error(probe, f"encoder {run.config.encoder.name!r}"))
+        try:
+            theirs = item_embedding_width(probe, target_items, what=f"encoder {run.config.encoder.name!r}")
+        except ValueError as exc:
+            raise ConfigError(f"encoder.name: {exc}; IDP writes one generated row per item into every table") from None
+        if theirs != width:
+            raise ConfigError(
+                f"transfer.params.pretrain_encoder: the pre-training encoder's item_embedding is {width}-d but "
+                f"encoder {run.config.encoder.name!r} keeps {theirs}-d item embeddings; give both the same width "
+                f"({WIDTH_KEYS})"
+            )
+
+    @staticmethod
+    def _id_text_error(model: nn.Module, what: str) -> str:
+        return (f"transfer.params.id_text: the ID+text input adds text vectors to a plain `item_embedding` table, "
+                f"and {what} ({type(model).__name__}) has none; set transfer.params.id_text=false")
 
     def _index(self, n: int):
         p = self.params

@@ -135,6 +135,25 @@ class MAN(Encoder):
     def domain_items(self, d: int) -> torch.Tensor:
         return getattr(self, f"domain_items_{d}")
 
+    def item_embedding_rows(self, items: torch.Tensor) -> list[tuple[nn.Embedding, torch.Tensor, torch.Tensor]]:
+        """Where ``items`` (global ids ``[N]``) keep their ID embeddings (``mtrec.embeddings``).
+
+        The global table ``M`` is indexed by global id and holds every item; local table ``M^d`` holds
+        the items of domain ``d`` at their 1-based index within it (``item_local``).  A variant
+        without one of the modules has no such table.
+        """
+        items = items.to(self.item_local.device)
+        real = items > 0  # padding is no item
+        out: list[tuple[nn.Embedding, torch.Tensor, torch.Tensor]] = []
+        if self.use_global:
+            out.append((self.global_items, items, real))
+        if self.use_local:
+            domain, local = self.item_domain[items], self.item_local[items]
+            for d, table in enumerate(self.local_items):
+                held = real & (domain == d)
+                out.append((table, torch.where(held, local, torch.zeros_like(local)), held))
+        return out
+
     # ------------------------------------------------------------------ encoding (Eq. 1-4)
     def _embed(self, history: torch.Tensor, d: int, pad: torch.Tensor) -> dict[str, torch.Tensor]:
         """The user-side tensors of one domain's histories (everything that does not see a candidate)."""

@@ -16,8 +16,10 @@ def mtrec_register_components(register) -> None:
         kind="encoder", name="man", factory=build_man, params=ManParams,
         description="MAN: local (per-domain) and global (shared) embeddings and encoders over any registered "
                     "backbone, item-similarity / sequence-fusion / group-prototype attention, local + global MLP heads.",
-        # No "embeddings": the head is an MLP over (user, item), so there is no vector to index with faiss.
-        provides=frozenset({"discriminative", "scores", "pointwise"}),
+        # "embeddings": item ID tables other components may read and write (mtrec.embeddings; MAN implements
+        # item_embedding_rows for its global and local tables).  It has no user_embedding / item_representation:
+        # the head is an MLP over (user, item), so topk's faiss index does not apply (topk's exact scoring does).
+        provides=frozenset({"discriminative", "scores", "pointwise", "embeddings"}),
     ))
     register(Component(
         kind="decoder", name="pointwise", factory=PointwiseDecoder, params=PointwiseParams,

@@ -24,9 +24,12 @@ MAN = Recipe(
         # Pointwise full ranking costs ~|items| head evaluations per user: validate on a seeded sample.
         "evaluation": {"batch_size": 128, "valid_max_users": 1000},
     },
+    # Full ranking dominates a quick run (every user of every domain against every item, each pair
+    # through ISA's [T, isa_hidden] tensor), so the history (T) and ISA width are halved: ~1 minute.
     quick={
-        "encoder": {"params": {"hidden": 16, "mlp": [16, 8], "groups": 4,
+        "encoder": {"params": {"hidden": 16, "mlp": [16, 8], "groups": 4, "isa_hidden": 8,
                                "backbone_params": {"layers": 1, "heads": 1, "dropout": 0.2, "attn_dropout": 0.2}}},
+        "data": {"max_len": 10},
         "training": {"epochs": 2, "patience": 1, "batch_size": 256, "max_train_examples": 6000},
         "evaluation": {"valid_max_users": 200},
     },

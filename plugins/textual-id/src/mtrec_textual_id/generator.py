@@ -165,7 +165,12 @@ class IdGenerator(nn.Module):
         return out
 
 
-def id_positions(ids: torch.Tensor) -> torch.Tensor:
-    """Float mask of an ID row's tokens and its first ``[END]`` (what Eq. 4 sums over)."""
-    before = torch.cat([torch.ones_like(ids[:, :1], dtype=torch.bool), ids[:, :-1] != END], dim=1)
+def id_positions(ids: torch.Tensor, end: int | None = END) -> torch.Tensor:
+    """Float mask of an ID row's tokens and its first ``end`` marker (what Eq. 4 sums over).
+
+    ``end=None``: fixed-length IDs without an end marker (e.g. semantic IDs, where token 0 is a
+    real code): every position counts."""
+    if end is None:
+        return torch.ones_like(ids, dtype=torch.float)
+    before = torch.cat([torch.ones_like(ids[:, :1], dtype=torch.bool), ids[:, :-1] != end], dim=1)
     return torch.cumprod(before.long(), dim=1).float()

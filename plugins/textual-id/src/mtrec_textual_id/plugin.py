@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from mtrec.components import Component
 from mtrec.hookspecs import hookimpl
+from mtrec.training.stage import TASK_LOSSES
 
 from mtrec_textual_id.alternate import AlternateParams, AlternateTraining
 from mtrec_textual_id.identifier import TextualIdIdentifier, TextualIdParams
@@ -22,8 +23,10 @@ def mtrec_register_components(register) -> None:
     ))
     register(Component(
         kind="encoder", name="idgenrec-seq2seq", factory=build_idgenrec_seq2seq, params=IdGenRecParams,
-        description="The core seq2seq T5 reading prompt templates with the history's textual IDs (IDGenRec's recommender).",
-        provides=frozenset({"generative"}), requires={"identifier": frozenset({"textual"})},
+        description="The core seq2seq T5 reading prompt templates with the history's item IDs (IDGenRec's "
+                    "recommender); textual IDs, or any token IDs (semantic IDs, ...) with the prompt words after them.",
+        provides=frozenset({"generative"}), requires={"identifier": frozenset({"tokens"})},
+        switchable={TASK_LOSSES: "task_losses"},  # the core seq2seq's switch; the losses keep its keys
     ))
     register(Component(
         kind="transfer", name="idgenrec-alternate", factory=AlternateTraining, params=AlternateParams,

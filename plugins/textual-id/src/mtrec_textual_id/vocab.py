@@ -109,3 +109,10 @@ def tokenize_many(tokenizer: Any, texts: list[str]) -> list[list[str]]:
     encoded = tokenizer(texts, add_special_tokens=False)["input_ids"]
     names = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
     return [[names[i] for i in row] for row in encoded]
+
+
+def prompt_vocab(tokenizer: Any, texts: Iterable[str], separator: str) -> PieceVocab:
+    """The pieces of the prompt texts (the templates around ``{history}``) and ``separator`` only, plus
+    the specials and digits every :class:`PieceVocab` holds: the prompt words for an identifier
+    without word pieces of its own."""
+    return PieceVocab.build(tokenizer, texts, always=(separator,))
