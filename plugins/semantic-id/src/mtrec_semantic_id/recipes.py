@@ -46,16 +46,19 @@ GENERATIVE_PAPER = {
     "training": {"epochs": 200, "lr": 2e-3, "batch_size": 1024, "patience": 10},
 }
 # The CPU-sized default, a demonstration that finishes in a few minutes on a 2-core CPU: the same
-# method and optimiser, a smaller T5, three epochs over a seeded sample of 6,000 training examples
-# per stage (a step of this T5 at batch 256 costs ~2 s on such a CPU; all ~60k examples of the
-# bundled data for 10 epochs would take hours), validation on a user sample.  Its metrics are those
-# of an under-trained model; gmc-paper / tiger-paper (a GPU) are the configurations to compare.
+# method and optimiser, a smaller T5, three epochs over a seeded sample of 3,000 training examples
+# per stage (a step of this T5 at batch 256 costs 2-4 s on such a CPU; all ~60k examples of the
+# bundled data for 10 epochs would take hours), validation on a user sample.  No dropout: a third
+# of a CPU step is drawing dropout masks, and three short epochs are far from over-fitting.  Its
+# metrics are those of an under-trained model; gmc-paper / tiger-paper (a GPU) are the
+# configurations to compare.
 GENERATIVE = {
     **GENERATIVE_PAPER,
     "encoder": {"name": "seq2seq", "params": {"d_model": 64, "d_ff": 256, "num_layers": 2,
-                                                "num_decoder_layers": 2, "num_heads": 4, "d_kv": 16}},
-    "training": {"epochs": 3, "lr": 2e-3, "batch_size": 256, "patience": 2, "max_train_examples": 6000},
-    "evaluation": {"valid_max_users": 300},
+                                                "num_decoder_layers": 2, "num_heads": 4, "d_kv": 16,
+                                                "dropout": 0.0}},
+    "training": {"epochs": 3, "lr": 2e-3, "batch_size": 256, "patience": 2, "max_train_examples": 3000},
+    "evaluation": {"valid_max_users": 200},
 }
 # RQ-VAE epochs of the CPU-sized recipes (the paper MLP; one epoch of 18.7k items costs ~5 s on a
 # 2-core CPU); the paper-scale recipes use PAPER_IDENTIFIER_EPOCHS.
