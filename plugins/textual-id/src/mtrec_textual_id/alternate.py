@@ -3,8 +3,10 @@
 One ID generator and one recommender serve every domain.  Rounds ``r = 1 .. rounds``:
 
 1. **generator** (rounds after the first; ``generator_epochs``): the recommender is frozen and the
-   generator learns through Eq. 5 (:class:`GeneratorObjective`); then every item's ID is
-   regenerated with Algorithm 1 and the recommender's ID table and the decoder's tries follow;
+   generator learns through Eq. 5 (:class:`GeneratorObjective`; with ``encoder.params.user_ids``
+   on, through the user IDs too); then every item's ID is regenerated with Algorithm 1 and the
+   recommender's ID table and the decoder's tries follow (user IDs are cached per identifier
+   ``version``, so they are rewritten by the new generator when next needed);
 2. **recommender** (``recommender_epochs``): Eq. 4 on the source domains' training data,
    early-stopped on the targets' validation.
 
@@ -71,14 +73,23 @@ class GeneratorObjective(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]):
         history = batch["history"]
-        items = torch.unique(history[history > 0])
         ident = self.identifier
+        rec = self.recommender
         device = history.device
-        ids = self.recommender.item_token_table[items]
-        cpu = items.cpu()
-        probs = self.generator.soft_tokens(ident.text[cpu].to(device), ident.text_mask[cpu].to(device), ids,
-                                           ident.copy_rows(cpu))
-        return self.recommender.soft_loss(batch, items, probs)
+        items = probs = user_probs = None
+        if "history" in getattr(rec, "slots", ("history",)):  # user_ids=only: no item ID in the prompt
+            items = torch.unique(history[history > 0])
+            ids = rec.item_token_table[items]
+            cpu = items.cpu()
+            probs = self.generator.soft_tokens(ident.text[cpu].to(device), ident.text_mask[cpu].to(device), ids,
+                                               ident.copy_rows(cpu))
+        if getattr(rec, "users", None) is not None:
+            # user IDs take part in Eq. 5 too: the generator's distribution over each example's
+            # current user ID (teacher-forced on it), from the same text the ID was written from
+            text, mask = rec.users.text(history)
+            user_probs = self.generator.soft_tokens(text, mask, rec.user_tokens(history),
+                                                    text if ident.copy is not None else None)
+        return rec.soft_loss(batch, items, probs, user_probs)
 
 
 class AlternateTraining(UnifiedThenLoRA):

@@ -4,7 +4,9 @@
 (:mod:`mtrec_textual_id.warmstart`) and assigns every item of every domain a unique ID with
 Algorithm 1 (:mod:`mtrec_textual_id.diverse`; one ID set for the whole dataset, as the paper's
 "Fusion" corpus).  ``regenerate`` re-runs Algorithm 1 with the current generator (between rounds of
-alternate training) and bumps ``version`` so decoders rebuild their tries.
+alternate training) and bumps ``version`` so decoders rebuild their tries.  ``write_user_ids``:
+IDGenRec's optional user IDs, written by the same generator from the text of a history's items
+(used by ``idgenrec-seq2seq`` with ``encoder.params.user_ids``).
 
 Token layout: identifier tokens are compact vocabulary ids (``0`` = ``[END]``); ``item_tokens()``
 is ``[n_items + 1, L]`` with ``L = max length range end``: an ID's pieces, then ``[END]`` up to ``L``
@@ -88,6 +90,7 @@ class TextualIdIdentifier:
         self.history: list[dict[str, float]] = []  # one row per (re)generation
         self.device = torch.device("cpu")
         self._run = run
+        self._common: tuple[torch.Tensor, torch.Tensor] | None = None  # (text, its common pieces)
 
     # ------------------------------------------------------------------ sizes
     @property
@@ -188,6 +191,59 @@ class TextualIdIdentifier:
         if run is not None and reason != "initial":
             click.echo(f"textual-id v{self.version}: {self.describe(stats)}", err=True)
         return stats
+
+    # ------------------------------------------------------------------ user IDs
+    def user_text(self, items: torch.Tensor, per_item: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the generator reads to write a user ID (§2.1, "the meta information of all items
+        in the user history"): the first ``per_item`` text pieces of each of ``items`` ``[B, N]``
+        (item ids, oldest first, 0 = none), concatenated and left-aligned: ``text``, ``mask``
+        ``[B, S]`` on the generator's device.  Pieces found in at least half of the item texts
+        (field names and punctuation: "title", ":", ";") are skipped: they say nothing about a
+        user and would take a quarter of the budget.  A row with no item reads one (masked-in)
+        padding position, as the padding item does."""
+        items = torch.as_tensor(items).long().cpu()
+        rows = self.text[items]  # [B, N, S]: each item's text, already cut to max_text_tokens pieces
+        keep = (rows > 0) & ~self._common_pieces()[rows] & (items > 0).unsqueeze(-1)
+        keep &= keep.long().cumsum(dim=-1) <= per_item  # the first per_item pieces kept of each item
+        keep = keep.flatten(1)
+        order = torch.sort((~keep).to(torch.int8), dim=1, stable=True).indices  # kept pieces first
+        width = max(1, int(keep.sum(dim=1).max()))
+        mask = keep.gather(1, order)[:, :width].long()
+        text = rows.flatten(1).gather(1, order)[:, :width] * mask
+        mask[:, 0] = 1
+        return text.to(self.device), mask.to(self.device)
+
+    def _common_pieces(self) -> torch.Tensor:
+        """``[vocab]`` bool: pieces in at least half of the item texts (computed once per ``text``)."""
+        cached = self._common
+        if cached is None or cached[0] is not self.text:
+            text = self.text[1:]
+            vocab = max(self.vocab_size, int(self.text.max()) + 1)
+            rows = torch.arange(text.shape[0]).unsqueeze(1).expand_as(text)
+            pairs = torch.unique((rows * vocab + text)[text > 0])  # (item, piece), each once
+            freq = torch.bincount(pairs % vocab, minlength=vocab)
+            cached = (self.text, freq * 2 >= max(text.shape[0], 1))
+            self._common = cached
+        return cached[1]
+
+    @torch.no_grad()
+    def write_user_ids(self, items: torch.Tensor, per_item: int) -> torch.Tensor:
+        """``[B, L]`` user IDs (CPU, ``[END]``-padded) written by the current generator from
+        :meth:`user_text` by greedy decoding (group 0 of the DBS candidates), ``1 <= pieces < L``.
+        User IDs need not be unique (nothing is decoded into a user), so Algorithm 1 is not run;
+        ``copy_only`` restricts them to pieces of the text read.  A row of no items gets no ID."""
+        items = torch.as_tensor(items).long().cpu()
+        out = torch.full((items.shape[0], self.code_length), END, dtype=torch.long)
+        has = (items > 0).any(dim=1)
+        rows = torch.nonzero(has).flatten()
+        lo = self.params.length_ranges[0][0]
+        for start in range(0, rows.numel(), self.params.generate_batch_size):
+            sel = rows[start : start + self.params.generate_batch_size]
+            text, mask = self.user_text(items[sel], per_item)
+            copy = text if self.copy is not None else None
+            ids = self.generator.diverse_ids(text, mask, 1, 0.0, lo, self.code_length, copy)
+            out[sel, : ids.shape[2]] = ids[:, 0].cpu()
+        return out
 
     # ------------------------------------------------------------------ reporting
     @staticmethod

@@ -24,12 +24,27 @@ prompt piece ``i`` is ``identifier.vocab_size + i``.  Such IDs are fixed-length 
 (``end_token=None``): every position of an item's row is prompt text and scored by the loss.  The
 decoder sees logits over the identifier's own tokens only (the generative contract), as it never
 sees the core's pad / domain tokens.
+
+User IDs (§2.1, Table 6; ``user_ids``, default ``none``: the prompts above, unchanged): the ID
+generator also writes a user ID, from the text of the history's items
+(:meth:`TextualIdIdentifier.write_user_ids`: the first ``user_item_tokens`` pieces of each of the
+``user_items`` most recent history items, oldest first, skipping pieces found in most item texts
+such as "title :"; greedy decoding, ``1 <= pieces < L``; no uniqueness, since nothing is decoded
+into a user).  ``with-items`` uses the user-aware templates
+("User {user} has purchased items {history}; ..."), the user ID before the history's item IDs;
+``only`` leaves the item IDs out (Table 6's "only user IDs").  Each example's user ID is a function
+of the history its prompt shows (the same history tensor), so it reads nothing at or after the
+target: training windows, validation and test examples alike.  Computed when an example is first
+seen and cached per (those recent items, identifier ``version``): a regeneration of the item IDs
+(alternate training) also renews every user ID.  Eq. 5 (:meth:`soft_loss`) may take the generator's
+soft distribution over the user ID too (``user_probs``), so the generator also learns from user IDs.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
+import click
 import torch
 import torch.nn.functional as F
 from pydantic import Field
@@ -39,7 +54,7 @@ from mtrec.errors import ConfigError
 from mtrec.training.stage import DomainLoss
 
 from mtrec_textual_id.generator import id_positions
-from mtrec_textual_id.templates import SEPARATOR, TEMPLATES, split_template
+from mtrec_textual_id.templates import LAYOUTS, SEPARATOR, TEMPLATES, split_template, template_parts
 from mtrec_textual_id.vocab import END, PieceVocab, load_tokenizer, prompt_vocab
 
 if TYPE_CHECKING:
@@ -52,6 +67,64 @@ class IdGenRecParams(Seq2SeqParams):
     prompt_text_model: str = Field(
         "all-MiniLM-L6-v2", description="Whose word-piece tokenizer writes the prompt words when the identifier "
         "has no vocabulary of its own (e.g. semantic-id); textual-id uses its own vocabulary.")
+    user_ids: Literal["none", "with-items", "only"] = Field(
+        "none", description="IDGenRec's optional user IDs (Table 6): none; a user ID written by the ID generator "
+        "from the history's item texts, before the history's item IDs (with-items); or instead of them (only). "
+        "Needs the textual-id identifier.")
+    user_items: int = Field(5, ge=1, description="A user ID reads the text of the history's most recent N items.")
+    user_item_tokens: int = Field(8, ge=1, description="... the first that many text pieces of each (at most "
+                                  "identifier.params.max_text_tokens).")
+
+
+ITEM_PIECE, USER_PIECE = 1, 2  # prompt_slots' kinds; 0 is prompt text or a separator
+PARTS = ("prefix", "middle", "suffix")  # buffer names of a template's text parts (middle: two slots)
+
+
+class UserIds:
+    """History -> user ID rows ``[B, L]`` (see the module docstring), cached.
+
+    ``identifier`` provides ``user_text(items, per_item)``, ``write_user_ids(items, per_item)``,
+    ``version`` and ``device`` (:class:`~mtrec_textual_id.identifier.TextualIdIdentifier`).  A plain
+    object, not a module: the generator is no part of the recommender's parameters or state."""
+
+    def __init__(self, identifier: Any, items: int, item_tokens: int) -> None:
+        self.identifier = identifier
+        self.items = int(items)
+        self.item_tokens = int(item_tokens)
+        self._cache: dict[bytes, torch.Tensor] = {}
+        self._version: object = None
+
+    def recent(self, history: torch.Tensor) -> torch.Tensor:
+        """The items a user ID reads: the last ``items`` columns (left padding: the newest last)."""
+        return history[:, -self.items :]
+
+    def text(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What the generator reads for each row (Eq. 5 teacher-forces it)."""
+        return self.identifier.user_text(self.recent(history).cpu(), self.item_tokens)
+
+    @torch.compiler.disable  # Python-side cache and decoding: outside a compiled loss graph
+    def __call__(self, history: torch.Tensor) -> torch.Tensor:
+        version = getattr(self.identifier, "version", None)
+        if version != self._version:  # the generator changed (a regeneration): every user ID is stale
+            self._cache.clear()
+            self._version = version
+        recent = self.recent(history).cpu().numpy()
+        keys = [row.tobytes() for row in recent]
+        missing = {k: i for i, k in enumerate(keys) if k not in self._cache}
+        if missing:
+            # full precision whatever the caller's autocast: a history's user ID does not depend on
+            # where it is first needed (training step, validation, test)
+            device = getattr(self.identifier, "device", torch.device("cpu"))
+            with torch.autocast(torch.device(device).type, enabled=False):
+                rows = self.identifier.write_user_ids(torch.as_tensor(recent[list(missing.values())]),
+                                                      self.item_tokens)
+            if not self._cache:  # the first user IDs of this generator: show one
+                vocab = getattr(self.identifier, "vocab", None)
+                example = vocab.decode(rows[0].tolist()) if vocab is not None else rows[0].tolist()
+                click.echo(f"user IDs (identifier v{version}), written from the text of each history's last "
+                           f"{self.items} items; e.g. {example!r}", err=True)
+            self._cache.update(zip(missing, rows.cpu()))
+        return torch.stack([self._cache[k] for k in keys]).to(history.device)
 
 
 def _pad_rows(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,18 +138,31 @@ def _pad_rows(rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
 class IdGenRecRecommender(Seq2Seq):
     def __init__(self, params: IdGenRecParams, item_tokens: torch.Tensor, item_domain: torch.Tensor,
                  vocab_size: int, domain_names: list[str], max_len: int,
-                 prompts: list[tuple[list[int], list[int]]], separator: int, end_token: int | None = END,
-                 decode_vocab: int | None = None) -> None:
+                 prompts: list[tuple[list[int], ...]], separator: int, end_token: int | None = END,
+                 decode_vocab: int | None = None,
+                 users: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         """``vocab_size``: identifier tokens plus prompt pieces (all the model reads and writes);
         ``decode_vocab``: the first that many are what decoders see (default: all); ``end_token``:
-        the token that ends (and pads) an ID row, ``None`` for fixed-length IDs."""
+        the token that ends (and pads) an ID row, ``None`` for fixed-length IDs; ``prompts``: per
+        template, its text parts around the slots of ``LAYOUTS[params.user_ids]`` (``(prefix,
+        suffix)`` around the history; ``(prefix, middle, suffix)`` around user and history);
+        ``users``: history ``[B, T]`` -> user ID rows ``[B, Lu]`` (e.g. :class:`UserIds`), needed
+        when ``params.user_ids`` is on."""
         super().__init__(params, item_tokens, item_domain, vocab_size, domain_names, max_len)
         self.end_token = end_token
         self.decode_vocab = self.identifier_vocab if decode_vocab is None else int(decode_vocab)
-        prefix, prefix_len = _pad_rows([p for p, _ in prompts])
-        suffix, suffix_len = _pad_rows([s for _, s in prompts])
-        for name, value in (("prefix", prefix), ("prefix_len", prefix_len), ("suffix", suffix), ("suffix_len", suffix_len)):
-            self.register_buffer(name, value, persistent=False)
+        self.slots = LAYOUTS[params.user_ids][1]
+        if any(len(p) != len(self.slots) + 1 for p in prompts):
+            raise ValueError(f"user_ids={params.user_ids!r}: each prompt has {len(self.slots) + 1} text parts "
+                             f"around {self.slots}")
+        if "user" in self.slots and users is None:
+            raise ValueError(f"user_ids={params.user_ids!r} needs ``users`` (who writes the user IDs)")
+        self.users = users if "user" in self.slots else None
+        self.part_names = PARTS[:: 2] if len(self.slots) == 1 else PARTS
+        for j, name in enumerate(self.part_names):
+            table, length = _pad_rows([p[j] for p in prompts])
+            self.register_buffer(name, table, persistent=False)
+            self.register_buffer(name + "_len", length, persistent=False)
         self.separator = int(separator)
         self.n_templates = len(prompts)
 
@@ -85,10 +171,36 @@ class IdGenRecRecommender(Seq2Seq):
         self.item_token_table.copy_(torch.as_tensor(tokens).to(self.item_token_table.device))
 
     # ------------------------------------------------------------------ prompts
-    def prompt_slots(self, history: torch.Tensor, template: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """The prompt before compaction: ``ids``, ``mask``, ``slot`` (is an item-ID piece) ``[B, N0]``,
-        and ``order`` ``[B, W]``, the positions of the kept tokens, left-aligned."""
-        b, t = history.shape
+    def user_tokens(self, history: torch.Tensor) -> torch.Tensor | None:
+        """The user ID rows of ``history``'s examples, ``None`` when the prompt holds none."""
+        return None if self.users is None else self.users(history)
+
+    def prompt_slots(self, history: torch.Tensor, template: torch.Tensor,
+                     user: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """The prompt before compaction: ``ids``, ``mask``, ``kind`` ``[B, N0]`` (0: prompt text or
+        separator, ``ITEM_PIECE``: an item-ID piece, ``USER_PIECE``: a user-ID piece), and
+        ``order`` ``[B, W]``, the positions of the kept tokens, left-aligned.  ``user`` ``[B, Lu]``:
+        the user ID rows (``user_ids`` on; default: :meth:`user_tokens`)."""
+        if user is None and "user" in self.slots:
+            user = self.user_tokens(history)
+        segments = []
+        for j, name in enumerate(self.part_names):
+            part, length = getattr(self, name)[template], getattr(self, name + "_len")[template]
+            part_mask = torch.arange(part.shape[1], device=part.device) < length.unsqueeze(1)
+            segments.append((part, part_mask, torch.zeros_like(part_mask, dtype=torch.int8)))
+            if j < len(self.slots):
+                segments.append(self._history_segment(history) if self.slots[j] == "history"
+                                else self._user_segment(user))
+        ids = torch.cat([s[0] for s in segments], dim=1)
+        mask = torch.cat([s[1] for s in segments], dim=1)
+        kind = torch.cat([s[2] for s in segments], dim=1)
+        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+        width = int(mask.sum(dim=1).max())
+        return ids, mask, kind, order[:, :width]
+
+    def _history_segment(self, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The history's item IDs joined by the separator: ids, mask, kind ``[B, T * (L + 1)]``."""
+        t = history.shape[1]
         present = history > 0
         tok = self.item_token_table[history]  # [B, T, L]
         real = self._real(tok) & present.unsqueeze(-1)
@@ -98,15 +210,11 @@ class IdGenRecRecommender(Seq2Seq):
         items = torch.cat([tok, sep], dim=-1).flatten(1)
         items_mask = torch.cat([real, sep_mask], dim=-1).flatten(1)
         slot_items = torch.cat([real, torch.zeros_like(sep_mask)], dim=-1).flatten(1)
-        pre, suf = self.prefix[template], self.suffix[template]
-        pre_mask = torch.arange(pre.shape[1], device=pre.device) < self.prefix_len[template].unsqueeze(1)
-        suf_mask = torch.arange(suf.shape[1], device=suf.device) < self.suffix_len[template].unsqueeze(1)
-        ids = torch.cat([pre, items, suf], dim=1)
-        mask = torch.cat([pre_mask, items_mask, suf_mask], dim=1)
-        slot = torch.cat([torch.zeros_like(pre_mask), slot_items, torch.zeros_like(suf_mask)], dim=1)
-        order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
-        width = int(mask.sum(dim=1).max())
-        return ids, mask, slot, order[:, :width]
+        return items, items_mask, slot_items.to(torch.int8) * ITEM_PIECE
+
+    def _user_segment(self, user: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        real = self._real(user)
+        return user, real, real.to(torch.int8) * USER_PIECE
 
     def _real(self, tok: torch.Tensor) -> torch.Tensor:
         """Positions of ID rows that hold ID tokens (not the end marker or its padding)."""
@@ -150,22 +258,37 @@ class IdGenRecRecommender(Seq2Seq):
         ids, mask = self.encoder_inputs(history, self.item_domain[target], template)
         return self._target_loss(target, batch.get("task"), input_ids=ids, attention_mask=mask)
 
-    def soft_loss(self, batch: dict[str, torch.Tensor], items: torch.Tensor, probs: torch.Tensor) -> DomainLoss:
+    def soft_loss(self, batch: dict[str, torch.Tensor], items: torch.Tensor | None, probs: torch.Tensor | None,
+                  user_probs: torch.Tensor | None = None) -> DomainLoss:
         """Eq. 5: ``probs`` ``[U, L, V]`` is the generator's distribution at each ID position of
-        ``items`` ``[U]`` (every item of the batch's histories)."""
+        ``items`` ``[U]`` (every item of the batch's histories; ``None`` when the prompt holds no
+        item IDs, ``user_ids=only``).  ``user_probs`` ``[B, Lu, V]`` (optional): the same for each
+        example's user ID (:meth:`user_tokens`, teacher-forced); without it user IDs are constants."""
         history, target = batch["history"], batch["target"]
         domain = self.item_domain[target]
         template = self._sample_templates(history.shape[0], history.device)
-        ids, mask, slot, order = self.prompt_slots(history, template)
+        user = self.user_tokens(history)
+        ids, mask, kind, order = self.prompt_slots(history, template, user)
         table = self.t5.get_input_embeddings().weight  # [model vocab, d]
         hard = table[self.to_model_tokens(ids)]
-        soft_items = probs.to(table.dtype) @ table[self.token_offset : self.token_offset + self.identifier_vocab]
-        lookup = torch.zeros(self.item_token_table.shape[0], dtype=torch.long, device=history.device)
-        lookup[items] = torch.arange(items.numel(), device=history.device)
-        soft = soft_items[lookup[history]]  # [B, T, L, d]
-        soft = torch.cat([soft, torch.zeros_like(soft[:, :, :1])], dim=2).flatten(1, 2)
+        id_table = table[self.token_offset : self.token_offset + self.identifier_vocab]
         b, d = history.shape[0], table.shape[1]
-        soft = torch.cat([soft.new_zeros(b, self.prefix.shape[1], d), soft, soft.new_zeros(b, self.suffix.shape[1], d)], 1)
+        soft_parts = []
+        for j, name in enumerate(self.part_names):
+            soft_parts.append(hard.new_zeros(b, getattr(self, name).shape[1], d))
+            if j == len(self.slots):
+                break
+            if self.slots[j] == "history":
+                soft_items = probs.to(table.dtype) @ id_table
+                lookup = torch.zeros(self.item_token_table.shape[0], dtype=torch.long, device=history.device)
+                lookup[items] = torch.arange(items.numel(), device=history.device)
+                soft = soft_items[lookup[history]]  # [B, T, L, d]
+                soft_parts.append(torch.cat([soft, torch.zeros_like(soft[:, :, :1])], dim=2).flatten(1, 2))
+            else:  # the user ID: soft when the generator's distribution over it is given
+                soft_parts.append(hard.new_zeros(b, user.shape[1], d) if user_probs is None
+                                  else user_probs.to(table.dtype) @ id_table)
+        soft = torch.cat(soft_parts, 1)
+        slot = (kind == ITEM_PIECE) | ((kind == USER_PIECE) & (user_probs is not None))
         embeds = torch.where(slot.unsqueeze(-1), soft, hard)
         embeds = embeds.gather(1, order.unsqueeze(-1).expand(-1, -1, d))
         mask = mask.gather(1, order)
@@ -182,14 +305,27 @@ def build_idgenrec_seq2seq(params: IdGenRecParams, run: "RunContext") -> IdGenRe
     domains = torch.as_tensor(run.dataset.item_domain)
     vocab = getattr(identifier, "vocab", None)
     if isinstance(vocab, PieceVocab):  # textual-id: prompts and IDs share its word-piece vocabulary
-        prompts = []
-        for template in TEMPLATES:
-            prefix, suffix = split_template(template)
-            prompts.append((vocab.encode(prefix), vocab.encode(suffix)))
+        templates, slots = LAYOUTS[params.user_ids]
+        prompts = [tuple(vocab.encode(part) for part in template_parts(t, slots)) for t in templates]
         tokens = torch.as_tensor(identifier.item_tokens()).long()
         return IdGenRecRecommender(params, tokens, domains, len(vocab), run.dataset.domains,
-                                   run.config.data.max_len, prompts, vocab.index[SEPARATOR])
+                                   run.config.data.max_len, prompts, vocab.index[SEPARATOR],
+                                   users=_user_ids(params, run, identifier))
+    if params.user_ids != "none":
+        raise ConfigError(f"encoder.params.user_ids={params.user_ids!r} needs the 'textual-id' identifier (its ID "
+                          f"generator writes the user IDs); identifier {run.config.identifier.name!r} has none: "
+                          "set encoder.params.user_ids=none")
     return _build_mixed(params, run, identifier, domains)
+
+
+def _user_ids(params: IdGenRecParams, run: "RunContext", identifier: Any) -> UserIds | None:
+    if params.user_ids == "none":
+        return None
+    if getattr(identifier, "generator", None) is None or not hasattr(identifier, "write_user_ids"):
+        raise ConfigError(f"encoder.params.user_ids={params.user_ids!r}: identifier {run.config.identifier.name!r} "
+                          "has no ID generator to write user IDs (textual-id has one)")
+    # an item's text is stored cut to identifier.params.max_text_tokens pieces: no more to read
+    return UserIds(identifier, params.user_items, min(params.user_item_tokens, int(identifier.text.shape[1])))
 
 
 def _build_mixed(params: IdGenRecParams, run: "RunContext", identifier: object,
