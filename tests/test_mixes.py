@@ -168,6 +168,9 @@ REFUSALS = [
      r"transfer 'ntg-weighting' needs an encoder that provides task-losses; encoder 'seq2seq' provides "
      r"generative \(set encoder.params.task_losses=true\)"),
     ("ntg-on-gmc-unified", ["decoder.name=topk"], r"decoder 'topk' needs an encoder that provides scores"),
+    ("semantic-ids-prompt-recommender", ["encoder.params.user_ids=with-items"],
+     r"encoder.params.user_ids=with-items: user IDs are written by the textual-id generator; identifier "
+     r"'semantic-id' has none"),
     ("ntg-on-gmc-unified", ["transfer.name=idgenrec-alternate"],
      r"transfer 'idgenrec-alternate' needs an identifier that provides textual; identifier 'semantic-id'"),
 ]

@@ -29,7 +29,7 @@ def test_components_and_recipe_are_registered(plugins):
     assert cat.get("transfer", "ntg-weighting").requires == {"encoder": frozenset({"task-losses"})}
     recipe = cat.recipe("syncrec")
     assert recipe.description and recipe.quick
-    cfg = resolve(cat, "syncrec").config
+    cfg = resolve(cat, "syncrec-paper").config  # syncrec is CPU-sized (test_syncrec_recipes_scale.py)
     assert cfg.encoder.params["hidden"] == 128 and cfg.encoder.params["experts"] == 4
     assert cfg.data.max_len == 128 and cfg.training.batch_size == 128
     assert resolve(cat, "syncrec", quick=True).config.training.epochs == 2

@@ -1,4 +1,4 @@
-"""Hook implementations: the ``syncrec`` encoder, the ``ntg-weighting`` strategy, the ``syncrec`` recipe."""
+"""Hook implementations: the ``syncrec`` encoder, the ``ntg-weighting`` strategy, the ``syncrec`` and ``syncrec-paper`` recipes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from mtrec.training.stage import LOSS_WEIGHTING, TASK_LOSSES
 
 from mtrec_asymmetric_moe.encoder import SyNCRecParams, build_syncrec
 from mtrec_asymmetric_moe.ntg import NTGWeightingParams, NTGWeightingStrategy
-from mtrec_asymmetric_moe.recipes import SYNCREC
+from mtrec_asymmetric_moe.recipes import SYNCREC, SYNCREC_PAPER
 
 
 @hookimpl
@@ -31,3 +31,4 @@ def mtrec_register_components(register) -> None:
 @hookimpl
 def mtrec_register_recipes(register) -> None:
     register(SYNCREC)
+    register(SYNCREC_PAPER)

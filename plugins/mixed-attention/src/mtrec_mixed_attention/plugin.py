@@ -1,4 +1,4 @@
-"""Hook implementations: the ``man`` encoder, the ``pointwise`` decoder and the ``man`` recipe."""
+"""Hook implementations: the ``man`` encoder, the ``pointwise`` decoder, the ``man`` and ``man-paper`` recipes."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from mtrec.hookspecs import hookimpl
 
 from mtrec_mixed_attention.decoder import PointwiseDecoder, PointwiseParams
 from mtrec_mixed_attention.model import ManParams, build_man
-from mtrec_mixed_attention.recipes import MAN
+from mtrec_mixed_attention.recipes import MAN, MAN_PAPER
 
 
 @hookimpl
@@ -31,3 +31,4 @@ def mtrec_register_components(register) -> None:
 @hookimpl
 def mtrec_register_recipes(register) -> None:
     register(MAN)
+    register(MAN_PAPER)

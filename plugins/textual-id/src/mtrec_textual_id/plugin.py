@@ -1,16 +1,27 @@
 """Hook implementations: the ``textual-id`` identifier, the ``idgenrec-seq2seq`` encoder, the
-``idgenrec-alternate`` transfer strategy and the ``idgenrec`` recipe."""
+``idgenrec-alternate`` transfer strategy and the ``idgenrec`` and ``idgenrec-paper`` recipes."""
 
 from __future__ import annotations
 
 from mtrec.components import Component
+from mtrec.errors import ConfigError
 from mtrec.hookspecs import hookimpl
 from mtrec.training.stage import TASK_LOSSES
 
 from mtrec_textual_id.alternate import AlternateParams, AlternateTraining
 from mtrec_textual_id.identifier import TextualIdIdentifier, TextualIdParams
-from mtrec_textual_id.recipes import IDGENREC
+from mtrec_textual_id.recipes import IDGENREC, IDGENREC_PAPER
 from mtrec_textual_id.recommender import IdGenRecParams, build_idgenrec_seq2seq
+
+
+def check_recommender(params, parts, catalogue) -> None:
+    """User IDs are written by the textual-id generator: refuse them with another identifier."""
+    identifier, identifier_params = parts["identifier"]
+    if params.user_ids != "none" and "textual" not in identifier.provided(identifier_params):
+        raise ConfigError(
+            f"encoder.params.user_ids={params.user_ids}: user IDs are written by the textual-id generator; "
+            f"identifier {identifier.name!r} has none (set encoder.params.user_ids=none)"
+        )
 
 
 @hookimpl
@@ -27,6 +38,7 @@ def mtrec_register_components(register) -> None:
                     "recommender); textual IDs, or any token IDs (semantic IDs, ...) with the prompt words after them.",
         provides=frozenset({"generative"}), requires={"identifier": frozenset({"tokens"})},
         switchable={TASK_LOSSES: "task_losses"},  # the core seq2seq's switch; the losses keep its keys
+        check=check_recommender,
     ))
     register(Component(
         kind="transfer", name="idgenrec-alternate", factory=AlternateTraining, params=AlternateParams,
@@ -39,3 +51,4 @@ def mtrec_register_components(register) -> None:
 @hookimpl
 def mtrec_register_recipes(register) -> None:
     register(IDGENREC)
+    register(IDGENREC_PAPER)
