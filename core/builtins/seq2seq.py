@@ -23,6 +23,8 @@ embedding (4.59M with a 4 x 256 semantic-ID vocabulary; the paper reports ~4.3M)
 
 from __future__ import annotations
 
+import functools
+import inspect
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
@@ -225,19 +227,11 @@ class Seq2Seq(GenerativeEncoder):
             hidden = state.hidden[state.rows]
         out = self.t5(
             encoder_outputs=(hidden,), attention_mask=state.mask[state.rows],
-            decoder_input_ids=decoder_ids, use_cache=cache is not None, **{self._cache_argument: cache},
+            decoder_input_ids=decoder_ids, use_cache=cache is not None, **{cache_argument(self.t5): cache},
         )
         return out.logits
 
-    @property
-    def _cache_argument(self) -> str:
-        # transformers 5.x renamed ``past_key_values`` to ``cache`` (the old name warns on every call).
-        import inspect
 
-        if not hasattr(type(self), "_cache_name"):
-            params = inspect.signature(type(self.t5).forward).parameters
-            type(self)._cache_name = "cache" if "cache" in params else "past_key_values"
-        return type(self)._cache_name
 
     def next_token_logits(self, state: Seq2SeqState, prefix: torch.Tensor) -> torch.Tensor:
         start = torch.full((prefix.shape[0], 1), PAD, dtype=torch.long, device=prefix.device)
@@ -262,6 +256,18 @@ class Seq2Seq(GenerativeEncoder):
 
     def sequence_logits(self, state: Seq2SeqState, tokens: torch.Tensor) -> torch.Tensor:
         return self._identifier_logits(self._decode(state, self._decoder_inputs(tokens), None))
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_name(model_class: type) -> str:
+    params = inspect.signature(model_class.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
+def cache_argument(model: torch.nn.Module) -> str:
+    """The keyword a transformers model takes its KV cache under: transformers 5.x renamed
+    ``past_key_values`` to ``cache`` (the old name warns on every call), 4.x only knows the old one."""
+    return _cache_name(type(model))
 
 
 def build_seq2seq(params: Seq2SeqParams, run: "RunContext") -> Seq2Seq:

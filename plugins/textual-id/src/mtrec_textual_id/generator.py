@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from mtrec.builtins.seq2seq import cache_argument
 from mtrec.components import Params
 
 from mtrec_textual_id.vocab import END, UNK
@@ -132,7 +133,7 @@ class IdGenerator(nn.Module):
         step_input = torch.full((n * groups, 1), PAD, dtype=torch.long, device=device)
         for t in range(max_len):
             logits = self.t5(encoder_outputs=(hidden,), attention_mask=mask, decoder_input_ids=step_input,
-                             past_key_values=cache, use_cache=True).logits[:, -1, OFFSET:]
+                             use_cache=True, **{cache_argument(self.t5): cache}).logits[:, -1, OFFSET:]
             # Each group keeps one beam, so its choice is an argmax over one row, where log p and the
             # raw logits differ by a constant: the softmax (a [rows, V] pass) is skipped.
             score = logits.float().view(n, groups, -1)
