@@ -244,6 +244,25 @@ def validate(catalogue: Catalogue, merged: dict[str, Any]) -> ResolvedConfig:
     return ResolvedConfig(config, components, params)
 
 
+def flat_config(config: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Dotted key -> value of a (resolved) run config, component params included."""
+    tree = config.model_dump(mode="json") if isinstance(config, BaseModel) else config
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def config_differences(a: BaseModel | dict[str, Any], b: BaseModel | dict[str, Any],
+                       ignore: tuple[str, ...] = ("recipe", "name")) -> set[str]:
+    """Dotted keys whose values differ between two configs (e.g. a recipe and its -paper twin)."""
+    fa, fb = flat_config(a), flat_config(b)
+    return {k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k)} - set(ignore)
+
+
 def format_errors(exc: ValidationError, prefix: str = "", what: str = "config") -> str:
     lines = [f"invalid {what}:"]
     for err in exc.errors():

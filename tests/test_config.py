@@ -130,3 +130,13 @@ def test_switchable_capability_names_the_switch_and_check_runs_with_every_part()
                                                        "decoder.name=picky"])
     assert resolved.components["encoder"].provided(resolved.params["encoder"]) == {"scores", "special"}
     assert seen["kinds"] == ["decoder", "encoder", "identifier", "transfer"] and seen["catalogue"] is catalogue
+
+
+def test_config_differences_lists_dotted_keys(catalogue):
+    from mtrec.config import config_differences, flat_config
+
+    assert flat_config({"a": {"b": 1, "c": {"d": [2]}}, "e": {}}) == {"a.b": 1, "a.c.d": [2], "e": {}}
+    base = resolve(catalogue, "sasrec").config
+    other = resolve(catalogue, "sasrec", overrides=["training.epochs=3", "encoder.params.layers=4", "name=x"]).config
+    assert config_differences(base, other) == {"training.epochs", "encoder.params.layers"}
+    assert config_differences(base, base) == set()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
-from mtrec.config import resolve
+from mtrec.config import config_differences, flat_config, resolve
 from mtrec.plugins import Plugins
 from mtrec_asymmetric_moe import plugin as plugin_module
 
@@ -22,26 +21,10 @@ def plugins() -> Plugins:
     return p
 
 
-def flat(config: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted key -> value of a resolved run config (component params included, defaults filled)."""
-    tree = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def differing(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
-    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"recipe"}
-
-
 def test_default_and_paper_recipes_differ_only_in_scale(plugins):
-    small = flat(resolve(plugins.catalogue, "syncrec").config)
-    paper = flat(resolve(plugins.catalogue, "syncrec-paper").config)
-    assert differing(small, paper) == SCALE_KEYS
+    small = flat_config(resolve(plugins.catalogue, "syncrec").config)
+    paper = flat_config(resolve(plugins.catalogue, "syncrec-paper").config)
+    assert config_differences(small, paper) == SCALE_KEYS
     # CPU-sized means smaller on every one of them, while still a real (early-stopped) training.
     assert all(small[k] < paper[k] for k in SCALE_KEYS)
     assert small["training.epochs"] >= 10 and small["training.patience"] >= 2
@@ -51,7 +34,7 @@ def test_paper_recipe_has_the_papers_numbers(plugins):
     # papers/syncrec.md §5.2.3: "The size of the embedding (r), training batch, and maximum sequence
     # length (T) were all set to 128. The number of experts in ACMOE is set to four for the Amazon
     # dataset ... two single-head attention blocks ... the Adam optimizer."
-    paper = flat(resolve(plugins.catalogue, "syncrec-paper").config)
+    paper = flat_config(resolve(plugins.catalogue, "syncrec-paper").config)
     assert paper["encoder.params.hidden"] == 128 and paper["training.batch_size"] == 128
     assert paper["data.max_len"] == 128
     assert paper["encoder.params.experts"] == 4
@@ -62,7 +45,7 @@ def test_paper_recipe_has_the_papers_numbers(plugins):
 
 def test_quick_profiles_are_the_same_run(plugins):
     """--quick overrides every scale key, so both recipes give the same tiny run."""
-    small = flat(resolve(plugins.catalogue, "syncrec", quick=True).config)
-    paper = flat(resolve(plugins.catalogue, "syncrec-paper", quick=True).config)
-    assert differing(small, paper) == set()
+    small = flat_config(resolve(plugins.catalogue, "syncrec", quick=True).config)
+    paper = flat_config(resolve(plugins.catalogue, "syncrec-paper", quick=True).config)
+    assert config_differences(small, paper) == set()
     assert small["training.epochs"] == 2 and small["encoder.params.hidden"] == 32

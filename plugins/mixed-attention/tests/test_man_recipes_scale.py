@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-from mtrec.config import resolve
+from mtrec.config import config_differences, flat_config, resolve
 
 # The only keys the two recipes may differ in: batch size, the epoch budget and the validation sample.
 SCALE_KEYS = {"training.batch_size", "training.epochs", "training.patience", "evaluation.valid_max_users"}
 
 
-def flat(config: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted key -> value of a resolved run config (component params included, defaults filled)."""
-    tree = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def differing(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
-    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"recipe"}
-
-
 def test_default_and_paper_recipes_differ_only_in_scale(plugins):
-    small = flat(resolve(plugins.catalogue, "man").config)
-    paper = flat(resolve(plugins.catalogue, "man-paper").config)
-    assert differing(small, paper) == SCALE_KEYS
+    small = flat_config(resolve(plugins.catalogue, "man").config)
+    paper = flat_config(resolve(plugins.catalogue, "man-paper").config)
+    assert config_differences(small, paper) == SCALE_KEYS
     # Fewer, larger steps and a smaller validation sample; still an early-stopped training.
     assert small["training.batch_size"] > paper["training.batch_size"]
     assert small["training.epochs"] < paper["training.epochs"] and small["training.patience"] < paper["training.patience"]
@@ -42,7 +25,7 @@ def test_paper_recipe_has_the_papers_numbers(plugins):
     # 200 and 20, respectively, for the Micro Video dataset and Amazon dataset. The embedding sizes ...
     # 40 and 20 ... MLPs with layer size [100, 64] and [20, 10] ... Item sequence length of 250 is set
     # for the Micro Video dataset, and 20 is set for the Amazon" (we follow Amazon).
-    paper = flat(resolve(plugins.catalogue, "man-paper").config)
+    paper = flat_config(resolve(plugins.catalogue, "man-paper").config)
     assert paper["training.batch_size"] == 20 and paper["training.lr"] == 1e-3
     assert paper["encoder.params.hidden"] == 20 and paper["encoder.params.mlp"] == [20, 10]
     assert paper["data.max_len"] == 20
@@ -52,7 +35,7 @@ def test_paper_recipe_has_the_papers_numbers(plugins):
 
 def test_quick_profiles_are_the_same_run(plugins):
     """--quick overrides every scale key, so both recipes give the same tiny run."""
-    small = flat(resolve(plugins.catalogue, "man", quick=True).config)
-    paper = flat(resolve(plugins.catalogue, "man-paper", quick=True).config)
-    assert differing(small, paper) == set()
+    small = flat_config(resolve(plugins.catalogue, "man", quick=True).config)
+    paper = flat_config(resolve(plugins.catalogue, "man-paper", quick=True).config)
+    assert config_differences(small, paper) == set()
     assert small["data.max_len"] == 10 and small["training.max_train_examples"] == 6000

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest
 
-from mtrec.config import resolve
+from mtrec.config import config_differences, flat_config, resolve
 from mtrec.plugins import Plugins
 from mtrec_textual_id import plugin as plugin_module
 
@@ -31,26 +30,10 @@ def plugins() -> Plugins:
     return p
 
 
-def flat(config: Any, prefix: str = "") -> dict[str, Any]:
-    """Dotted key -> value of a resolved run config (component params included, defaults filled)."""
-    tree = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            out.update(flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def differing(a: dict[str, Any], b: dict[str, Any]) -> set[str]:
-    return {k for k in a.keys() | b.keys() if a.get(k) != b.get(k)} - {"recipe"}
-
-
 def test_default_and_paper_recipes_differ_only_in_scale(plugins):
-    small = flat(resolve(plugins.catalogue, "idgenrec").config)
-    paper = flat(resolve(plugins.catalogue, "idgenrec-paper").config)
-    assert differing(small, paper) == SCALE_KEYS
+    small = flat_config(resolve(plugins.catalogue, "idgenrec").config)
+    paper = flat_config(resolve(plugins.catalogue, "idgenrec-paper").config)
+    assert config_differences(small, paper) == SCALE_KEYS
     # Smaller everywhere; samples only in the default; still alternate training with early stopping.
     assert small["encoder.params.d_model"] < paper["encoder.params.d_model"]
     assert small["identifier.params.generator.d_model"] < paper["identifier.params.generator.d_model"]
@@ -66,7 +49,7 @@ def test_paper_recipe_has_the_papers_numbers(plugins):
     # generator for 1 epoch, followed by training the base recommender for 10 epochs, for a total of 3
     # iterations. The learning rate is set to 1e-3 for training the base recommender"; §2.6: T5 backbones
     # (the tag generator is t5-small; T5-small: d_model 512, d_ff 2048, 6+6 layers, 8 heads of 64).
-    paper = flat(resolve(plugins.catalogue, "idgenrec-paper").config)
+    paper = flat_config(resolve(plugins.catalogue, "idgenrec-paper").config)
     assert paper["identifier.params.groups"] == 10 and paper["identifier.params.max_penalty"] == 10
     assert paper["identifier.params.length_ranges"] == [[1, 10], [10, 20]]
     assert paper["transfer.params.generator_epochs"] == 1 and paper["transfer.params.recommender_epochs"] == 10
@@ -78,7 +61,7 @@ def test_paper_recipe_has_the_papers_numbers(plugins):
 
 def test_quick_profiles_are_the_same_run(plugins):
     """--quick sets every scale key, so both recipes give the same tiny run."""
-    small = flat(resolve(plugins.catalogue, "idgenrec", quick=True).config)
-    paper = flat(resolve(plugins.catalogue, "idgenrec-paper", quick=True).config)
-    assert differing(small, paper) == set()
+    small = flat_config(resolve(plugins.catalogue, "idgenrec", quick=True).config)
+    paper = flat_config(resolve(plugins.catalogue, "idgenrec-paper", quick=True).config)
+    assert config_differences(small, paper) == set()
     assert small["transfer.params.rounds"] == 2 and small["encoder.params.d_model"] == 32
