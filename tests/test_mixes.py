@@ -168,6 +168,9 @@ REFUSALS = [
      r"transfer 'ntg-weighting' needs an encoder that provides task-losses; encoder 'seq2seq' provides "
      r"generative \(set encoder.params.task_losses=true\)"),
     ("ntg-on-gmc-unified", ["decoder.name=topk"], r"decoder 'topk' needs an encoder that provides scores"),
+    ("textual-ids-domain-lora", ["transfer.params.loss_weighting.name=ntg-weighting"],
+     r"transfer.params.loss_weighting: transfer 'ntg-weighting' needs an encoder that provides task-losses; "
+     r"encoder 'idgenrec-seq2seq' provides generative \(set encoder.params.task_losses=true\)"),
     ("semantic-ids-prompt-recommender", ["encoder.params.user_ids=with-items"],
      r"encoder.params.user_ids=with-items: user IDs are written by the textual-id generator; identifier "
      r"'semantic-id' has none"),

@@ -32,7 +32,7 @@ from torch import nn
 
 from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
 from mtrec.errors import ConfigError
-from mtrec.training.stage import Stage, combine_by_count, combine_equally
+from mtrec.training.stage import Stage
 
 if TYPE_CHECKING:
     from mtrec.run_context import RunContext
@@ -121,7 +121,7 @@ class AlternateTraining(UnifiedThenLoRA):
     def train_unified(self, run: "RunContext") -> nn.Module:
         p = self.params
         model = run.build_encoder()
-        combine = combine_by_count if p.domain_weighting == "examples" else combine_equally
+        combine = self.unified_combiner(run, model)  # domain_weighting, or a borrowed loss_weighting
         for r in range(1, p.rounds + 1):
             if p.schedule == "id-only" or (p.schedule == "alternate" and r > 1):
                 self._generator_round(run, model, r)

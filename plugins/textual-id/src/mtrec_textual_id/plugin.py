@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from mtrec.builtins.lora import check_unified_then_lora
 from mtrec.components import Component
 from mtrec.errors import ConfigError
 from mtrec.hookspecs import hookimpl
@@ -45,6 +46,7 @@ def mtrec_register_components(register) -> None:
         description="IDGenRec alternate training of ID generator and recommender on all source domains "
                     "(Table 5 schedules), optionally per-domain LoRA after.",
         requires={"identifier": frozenset({"textual"}), "encoder": frozenset({"generative"})},
+        check=check_unified_then_lora,  # its loss_weighting, as for the core strategy it extends
     ))
 
 
