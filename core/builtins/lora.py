@@ -16,7 +16,7 @@ Stages:
 transfer that provides ``loss-weighting`` (e.g. SyNCRec's ``ntg-weighting``), given as
 ``{name, params}``.  Its requirements on the other parts are checked with the config, before any
 work (``ntg-weighting`` needs an encoder with ``task-losses``: ``seq2seq`` with ``task_losses: true``);
-what the combiner learnt (its ``summary()``) is written to ``loss-weighting.json``.
+what the combiner learnt (its ``summary()``) is saved with the models as ``loss-weighting.json``.
 
 Adapters: ``target_modules`` default to what the encoder declares (``lora_target_modules``), else
 to the first known attention naming found among its linear layers (T5 ``q``/``v``, the built-in
@@ -274,9 +274,6 @@ class UnifiedThenLoRA(ModelSetStrategy):
         model = run.build_encoder()
         run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
                                      combine=self.unified_combiner(run, model)))
-        if self.combiner is not None:
-            run.run_dir.mkdir(parents=True, exist_ok=True)
-            self._write_combiner_summary(run.run_dir)
         return model
 
     def execute(self, run: "RunContext") -> dict[int, nn.Module]:
