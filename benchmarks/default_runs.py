@@ -44,7 +44,9 @@ def run(recipe: str, quick: bool, work: Path) -> dict:
 
 
 def section(results: dict[str, dict], machine: dict) -> str:
-    lines = ["| recipe | default: wall (s) | default: avg NDCG@10 | `--quick`: wall (s) | `--quick`: avg NDCG@10 | mean load |",
+    absent = [r for r in RECIPES if r not in results]
+    missing = f" (not run: {', '.join(absent)}; their READMEs give hand-timed default runs)" if absent else ""
+    lines = ["| recipe | default: wall (s) | default: avg NDCG@10 | `--quick`: wall (s) | `--quick`: avg NDCG@10 | load |",
              "|---|---:|---:|---:|---:|---:|"]
     for recipe in RECIPES:
         full, quick = results.get(recipe), results.get(f"{recipe} --quick")
@@ -65,9 +67,10 @@ processing, every stage and the test.
 {chr(10).join(lines)}
 
 - **Machine:** {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']:.0f} GiB, torch {machine['torch']}, CPU
-  only (no GPU was lent). "mean load" is the highest 1-minute load average seen during the
-  recipe's two runs: on this 2-core machine any other job more than doubles these times (a
-  default `gmc` run took 567 s instead of ~130 s beside one other training).
+  only (no GPU was lent). "load" is the higher of the two runs' mean 1-minute load averages: on
+  this 2-core machine any other job more than doubles these times (a default `gmc` run took 567 s
+  instead of ~130 s beside one other training).
+- A dash means the script did not run that configuration this time{missing}.
 - The defaults are CPU-sized demonstrations (each plugin's README, "Two scales"); the `-paper`
   recipes carry the papers' scale and are meant for a GPU. The generative defaults (gmc, tiger,
   idgenrec) are essentially untrained at this budget (NDCG@10 ≈ 0.001).
