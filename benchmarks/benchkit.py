@@ -21,6 +21,9 @@ from statistics import mean
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
+# Run folders and result files of every benchmark (git-ignored).  Inside the checkout rather than in
+# /tmp or ~/.cache, so that ``--resume`` finds an earlier session's finished runs on the same clone.
+WORK_ROOT = Path(os.environ.get("MTREC_BENCH_WORK", REPO / "benchmarks" / ".work"))
 
 
 def log(msg: str) -> None:

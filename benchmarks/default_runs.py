@@ -21,9 +21,9 @@ import shutil
 import sys
 from pathlib import Path
 
-from benchkit import BENCHMARKS_MD, log, machine_info, mtrec_run_command, run_cli, write_section
+from benchkit import BENCHMARKS_MD, log, machine_info, mtrec_run_command, run_cli, write_section, WORK_ROOT
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "default-runs"
+CACHE = WORK_ROOT / "default-runs"
 RECIPES = ("sasrec", "gmc", "tiger", "idgenrec", "idp", "syncrec", "man")
 
 

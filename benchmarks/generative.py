@@ -42,11 +42,11 @@ import time
 from pathlib import Path
 
 from benchkit import (
-    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section,
+    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section, WORK_ROOT,
 )
 
 SHARED = REPO.parent / "shared" / "datasets"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "generative"
+CACHE = WORK_ROOT / "generative"
 SECTION = "generative"
 DOMAINS = ["Scientific", "Arts", "Office", "Microlens"]
 METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]

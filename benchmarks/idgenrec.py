@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from benchkit import BENCHMARKS_MD, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section
+from benchkit import BENCHMARKS_MD, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section, WORK_ROOT
 from generative import DOMAINS, METRICS, build_data
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "idgenrec"
+CACHE = WORK_ROOT / "idgenrec"
 SECTION = "idgenrec"
 RUNS = ["rec-only", "alternate", "id-only", "zero-shot"]
 VARIANT = {

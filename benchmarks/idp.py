@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import BENCHMARKS_MD, REPO, LoadSampler, log, machine_info, thread_env, write_section  # noqa: E402
+from benchkit import BENCHMARKS_MD, REPO, LoadSampler, log, machine_info, thread_env, write_section, WORK_ROOT  # noqa: E402
 
 MTREC = str(REPO / ".venv" / "bin" / "mtrec") if (REPO / ".venv" / "bin" / "mtrec").exists() else "mtrec"
 MICROLENS = str(REPO / "benchmarks" / "specs" / "idp-scientific-microlens.yaml")
@@ -218,7 +218,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--resume", action="store_true", help="keep finished runs from the state file")
     parser.add_argument("--only", choices=["main", "microlens", "variants"], action="append")
-    parser.add_argument("--home", default="/tmp/mtrec-idp-bench", help="MTREC_HOME of the runs (registry, run folders)")
+    parser.add_argument("--home", default=str(WORK_ROOT / "idp"), help="MTREC_HOME of the runs (registry, run folders)")
     parser.add_argument("--doc", default=str(BENCHMARKS_MD))
     parser.add_argument("--render-only", action="store_true", help="rewrite the doc section from the state file")
     args = parser.parse_args()

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
-from benchkit import BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section
+from benchkit import BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section, WORK_ROOT
 
-CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "mixes"
+CACHE = WORK_ROOT / "mixes"
 DOMAINS = ("Scientific", "Arts", "Office")
 IDP_TARGETS = ["Arts", "Office"]
 

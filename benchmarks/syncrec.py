@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import shlex
 import subprocess
@@ -39,12 +38,12 @@ import sys
 import time
 from pathlib import Path
 
-from benchkit import LoadSampler, log, machine_info, thread_env, write_section
+from benchkit import LoadSampler, log, machine_info, thread_env, write_section, WORK_ROOT
 
 REPO = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = REPO / "docs" / "benchmarks.md"
-DEFAULT_WORK = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mtrec-bench" / "syncrec"
+DEFAULT_WORK = WORK_ROOT / "syncrec"
 MTREC = [str(REPO / ".venv" / "bin" / "mtrec")] if (REPO / ".venv" / "bin" / "mtrec").exists() else [
     sys.executable, "-m", "mtrec"]
 

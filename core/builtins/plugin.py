@@ -30,7 +30,7 @@ def mtrec_register_components(register) -> None:
     ))
     register(Component(
         kind="encoder", name="sasrec", factory=build_sasrec, params=SASRecParams,
-        description="SASRec: causal self-attention over the history; CE or BPR over the target domain's items.",
+        description="SASRec: causal self-attention over the history; CE, BPR or BCE (sampled negatives) over the target domain's items.",
         provides=DISCRIMINATIVE,
     ))
     register(Component(

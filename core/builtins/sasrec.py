@@ -1,8 +1,10 @@
 """SASRec (Kang & McAuley, 2018): a causal self-attention next-item model.
 
 Trained on every position of each training window.  The loss of a position is computed over the
-items of its target's domain only (cross-entropy by default, BPR with one uniform negative as an
-option), and kept per domain so transfer strategies can weight domains.
+items of its target's domain only and kept per domain so transfer strategies can weight domains:
+cross-entropy over the domain's items (default), BPR, or the original paper's binary cross-entropy
+(``bce``: the target against ``negatives`` uniform draws from its domain -- the loss MAN and most
+CDSR papers train every baseline with, so comparisons at their protocol use it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ class SASRecParams(Params):
     inner: int | None = Field(None, description="Feed-forward width (default 4 x hidden).")
     dropout: float = Field(0.5, ge=0, lt=1)
     attn_dropout: float = Field(0.5, ge=0, lt=1)
-    loss: Literal["ce", "bpr"] = "ce"
+    loss: Literal["ce", "bpr", "bce"] = "ce"
+    negatives: int = Field(1, ge=1, description="Uniform negatives per target for loss=bpr|bce (ignored by ce).")
     view: Literal["single", "cross"] = Field(
         "single", description="History view: the target domain's items only, or all domains merged."
     )
@@ -110,13 +113,22 @@ class SASRec(Encoder):
                 logits = h @ self.item_embedding(items).T
                 loss = F.cross_entropy(logits.float(), self.item_local[t])
             else:
-                neg = items[torch.randint(items.numel(), t.shape, device=t.device)]
-                pos_s = (h * self.item_embedding(t)).sum(-1)
-                neg_s = (h * self.item_embedding(neg)).sum(-1)
-                loss = -F.logsigmoid((pos_s - neg_s).float()).mean()
+                loss = self._sampled_loss(h, t, items)
             losses[self.domain_names[d]] = loss
             counts[self.domain_names[d]] = int(t.numel())
         return DomainLoss(losses, counts)
+
+    def _sampled_loss(self, h: torch.Tensor, t: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """BPR or BCE of each target against uniform negatives from its domain (the history is not
+        excluded, as in the original SASRec code)."""
+        k = self.params.negatives
+        shape = t.shape if k == 1 else (*t.shape, k)  # k == 1 keeps the draw of earlier releases
+        neg = items[torch.randint(items.numel(), shape, device=t.device)].view(t.numel(), k)
+        pos_s = (h * self.item_embedding(t)).sum(-1).float()
+        neg_s = torch.einsum("nh,nkh->nk", h, self.item_embedding(neg)).float()
+        if self.params.loss == "bpr":
+            return -F.logsigmoid(pos_s.unsqueeze(1) - neg_s).mean()
+        return -(F.logsigmoid(pos_s).mean() + F.logsigmoid(-neg_s).sum(1).mean())
 
 
 def build_sasrec(params: SASRecParams, run: "RunContext") -> SASRec:
