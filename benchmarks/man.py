@@ -133,6 +133,7 @@ def main() -> None:
     ap.add_argument("--ablations", action="store_true", help="also MAN w/o ISA, SFA, GPA (overlap variant)")
     ap.add_argument("--variants", default="overlap,non-overlap")
     ap.add_argument("--work", type=Path, default=WORK_ROOT / "man")
+    ap.add_argument("--out", type=Path, default=BENCHMARKS_MD, help="the Markdown file whose `man` section is rewritten")
     ap.add_argument("--resume", action="store_true", help="keep runs an earlier call finished (same --work)")
     args = ap.parse_args()
 
@@ -187,7 +188,7 @@ def write_report(args, started: dt.datetime, results: dict[str, list[dict]], dat
                  "trainings one at a time. No GPU was lent to this session: there are no GPU rows.")
     lines.append(f"- **Date:** {started:%Y-%m-%d %H:%M} – {finished:%H:%M} (local time).")
     lines.append("- **Command:** `python benchmarks/man.py" + "".join(
-        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("work", "ablations", "variants", "resume"))
+        f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("work", "ablations", "variants", "resume", "out"))
         + (" --ablations" if args.ablations else "") + "`")
     loads = [r["load"] for rs in results.values() for r in rs]
     if loads:
@@ -235,8 +236,8 @@ def write_report(args, started: dt.datetime, results: dict[str, list[dict]], dat
     lines += identical_note(results)
     lines.append("Paper numbers (Table 2) use other data (Amazon Video Games + Toys, Micro Video) and the sampled "
                  "protocol with AUC/GAUC/MRR/NDCG, so they are not comparable with these rows.")
-    write_section(BENCHMARKS_MD, "man", "\n".join(lines))
-    log(f"wrote the man section of {BENCHMARKS_MD}")
+    write_section(args.out, "man", "\n".join(lines))
+    log(f"wrote the man section of {args.out}")
 
 
 if __name__ == "__main__":
