@@ -153,7 +153,7 @@ def section(rows: list[dict], args, machine: dict, pending: list[str]) -> str:
     return f"""## IDGenRec on the multi-domain benchmark
 
 - **Machine:** {cpu}, torch {machine['torch']}, Python {machine['python']}; {args.threads} torch thread(s) per run, runs one at a time. **No GPU was lent to this session: no GPU rows.**
-- **When:** {when}. **Load** (1-minute average while running; the machine was shared with other agents' work): {loads or '–'}.
+- **When:** {when}. **Load** (1-minute average while running; other jobs (other benchmarks, other agents' work) shared the machine): {loads or '–'}.
 - **Command:** `python benchmarks/idgenrec.py {' '.join(args.argv)}` (profile `{args.profile}`, seed {args.seed}).
 - **Data:** the benchmark of `benchmarks/generative.py` (GMC/TIGER section): Scientific (`datasets/Scientific/lcrec`, all users), Arts and Office (the bundled 1,400-user ArtsOffice sample), Microlens ({args.microlens_users} users sampled with seed {args.seed}); leave-one-out; **full ranking** over each domain's whole catalogue (trie-constrained beam search, beam 20: items outside the beam count as misses), history items not removed.
 - **Protocol:** the `idgenrec` recipe (one generator and one recommender for all domains; T5s from config, d_model 64, 2+2 layers; data.max_len 10) with these overrides (CPU budget: the paper trains 3 x (1 generator + 10 recommender) epochs on every example):

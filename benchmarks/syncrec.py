@@ -194,7 +194,7 @@ def section(all_results: list[dict], machine: dict, args, started: str, finished
         f"- **Machine:** {cpu}, CPU only, 1 thread per training (`OMP_NUM_THREADS=1`, `training.threads=1`), trainings one at a time.",
         f"- **Date:** {started} – {finished} (UTC).",
         f"- **Command:** `{command_line}`",
-        "- **Load:** the machine was shared with other agents' work; the 1-minute load average per run is in the cost table. Timings are noisy; compare them only within this table.",
+        "- **Load:** other jobs (other benchmarks, other agents' work) shared the 2 cores; the 1-minute load average per run is in the cost table. Timings are noisy; compare them only within this table.",
         "- **GPU:** not run — no GPU was lent to this session, so there are no GPU rows.",
         "- **Seeds:** one (2024) per run; differences of a few percent between models are within seed noise on these small test sets.",
     ]
