@@ -59,6 +59,24 @@ def test_loss_is_bce_over_target_and_negatives_per_domain(plugins, tmp_path):
     assert out.extra["disentangle"].item() < 0
 
 
+def test_softmax_loss_is_the_cross_entropy_of_the_target_among_its_negatives(plugins, tmp_path):
+    model = make_run(plugins, tmp_path, ["encoder.params.loss=softmax", "encoder.params.l2=0"]).build_encoder()
+    model.eval()
+    batch = {"input": torch.tensor([[0, 0, 0, 1, 2], [0, 0, 0, 2, 1]]), "target": torch.tensor([3, 4])}
+    torch.manual_seed(4)
+    got = model.loss(batch).losses["A"].item()
+    torch.manual_seed(4)
+    t = batch["target"]
+    cand = torch.cat([t.unsqueeze(1), model.sample_negatives(t, 0, model.params.train_negatives)], dim=1)
+    logits = model.score_domain(batch["input"], 0, cand)
+    expected = (logits.logsumexp(dim=1) - logits[:, 0]).mean()  # -log softmax of column 0, averaged
+    assert got == pytest.approx(expected.item(), rel=1e-5)
+    torch.manual_seed(4)
+    bce = make_run(plugins, tmp_path, ["encoder.params.l2=0"]).build_encoder()
+    bce.load_state_dict(model.state_dict())
+    assert bce.eval().loss(batch).losses["A"].item() != pytest.approx(got, rel=1e-3)
+
+
 def test_domain_loss_trains_its_local_parameters_and_the_shared_ones_only(plugins, tmp_path):
     model = make_run(plugins, tmp_path, ["encoder.params.l2=0", "encoder.params.disentangle=0"]).build_encoder()
     out = model.loss({"input": torch.tensor([[0, 0, 0, 1, 2]]), "target": torch.tensor([3])})  # domain A only

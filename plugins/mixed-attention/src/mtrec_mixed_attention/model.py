@@ -6,7 +6,8 @@ attention, group-prototype attention and the prediction MLP.  Shared by every do
 item embeddings ``M`` over all items, positional embeddings ``P``, the global encoder, the group
 prototypes ``G`` and the global prediction MLP ``MLP_g``.  The logit of a candidate is Eq. 14:
 ``MLP(e^{d_i} || s^{d_s} || g^{d_u} || s^d || M_c) + MLP_g(s^{d_g} || M_c)``; training is BCE over
-the target and sampled negatives of its domain (Eq. 16-17), plus Eq. 13 and L2 (Eq. 18).
+the target and sampled negatives of its domain (Eq. 16-17; ``loss: softmax`` takes the cross-entropy
+of the target among them instead), plus Eq. 13 and L2 (Eq. 18).
 
 ``variant`` gives the backbone study of Figure 3: ``single`` keeps only the local module (local
 embeddings, local encoder, ``MLP(s^d || M^d_c)``), ``shared`` only the global one
@@ -59,6 +60,9 @@ class ManParams(Params):
     sfa: bool = Field(True, description="Sequence-fusion attention (Eq. 7-9).")
     gpa: bool = Field(True, description="Group-prototype attention and its disentanglement loss (Eq. 10-13).")
     train_negatives: int = Field(16, ge=1, description="Uniform negatives of the target's domain per training target.")
+    loss: Literal["bce", "softmax"] = Field(
+        "bce", description="bce: Eq. 16-17 over the target and its negatives; softmax: cross-entropy of the target "
+                           "among them (the objective of the SURGE code base the paper builds on).")
     disentangle: float = Field(1e-3, ge=0, description="lambda_g of Eq. 13.")
     disentangle_normalize: bool = Field(True, description="Apply Eq. 13 to unit-normalised prototypes (bounded).")
     l2: float = Field(1e-6, ge=0, description="lambda of Eq. 18: times the squared L2 norm of the parameters used.")
@@ -245,9 +249,12 @@ class MAN(Encoder):
             t = target[sel]
             candidates = torch.cat([t.unsqueeze(1), self.sample_negatives(t, d, k)], dim=1)
             logits = self.score_domain(history[sel], d, candidates).float()
-            labels = torch.zeros_like(logits)
-            labels[:, 0] = 1.0
-            losses[self.domain_names[d]] = F.binary_cross_entropy_with_logits(logits, labels)
+            if self.params.loss == "softmax":  # the target sits in column 0
+                losses[self.domain_names[d]] = F.cross_entropy(logits, torch.zeros_like(t))
+            else:
+                labels = torch.zeros_like(logits)
+                labels[:, 0] = 1.0
+                losses[self.domain_names[d]] = F.binary_cross_entropy_with_logits(logits, labels)
             counts[self.domain_names[d]] = int(t.numel())
         extra = {}
         if self.cross and self.params.gpa and self.params.disentangle > 0:
