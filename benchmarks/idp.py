@@ -150,8 +150,8 @@ def render(state: dict, info: dict, started: str, ended: str, argv: str) -> str:
         "implemented and tested but was not benchmarked.",
         f"- **Date:** {started} – {ended} (local time).",
         f"- **Command:** `python benchmarks/idp.py{(' ' + argv) if argv else ''}`",
-        f"- **Load** (1-minute load average per run, start → end): {load_txt or '–'}. The machine was shared with "
-        "other agents' work; times are noisy and comparable only within this table.",
+        f"- **Load** (1-minute load average per run, start → end): {load_txt or '–'}. Other jobs (other "
+        "benchmarks, other agents' work) shared the 2 cores; times are noisy and comparable only within this table.",
         "- **Protocol:** leave-one-out per user and domain, **full ranking** over the new domain's items (the "
         "sampled rows: the target + 99 negatives the user never interacted with, the paper's protocol), test "
         "metrics of the best validation epoch (NDCG@10 on a seeded sample of "
@@ -187,7 +187,10 @@ def render(state: dict, info: dict, started: str, ended: str, argv: str) -> str:
         lines.append(row(label, target, state.get(key), state.get(base_key) if base_key else None))
     summary = []
     for idp_key, base_key, target in (("mini-idp", "mini-sasrec", "Scientific"), ("ml-idp", "ml-sasrec", "Microlens"),
-                                      ("mini-idp", "mini-sasrec-long", "Scientific")):
+                                      ("mini-idp", "mini-sasrec-long", "Scientific"),
+                                      ("mini-idt", "mini-sasrec-long", "Scientific"),
+                                      ("mini-idp-sampled", "mini-sasrec-sampled", "Scientific"),
+                                      ("mini-zero-idt", "mini-zero", "Scientific")):
         a, b = state.get(idp_key, {}), state.get(base_key, {})
         if "outcome" in a and "outcome" in b:
             x, y = a["outcome"]["test"][target]["ndcg@10"], b["outcome"]["test"][target]["ndcg@10"]
