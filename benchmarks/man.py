@@ -13,7 +13,8 @@ Runs, one at a time, each ``mtrec run ... --set training.threads=1`` with ``OMP_
 ``sasrec`` single-domain (Figure 3's "Single") and joint ("Shared") twice -- the platform's SASRec
 (hidden 64, cross-entropy over the domain's items) and SASRec at the paper's protocol (every model
 at MAN's embedding size 20 and trained with MAN's loss, binary cross-entropy against 16 sampled
-negatives, §4.1.3) -- and ``man`` ("Cross"); with ``--ablations`` also MAN without ISA / SFA / GPA
+negatives, §4.1.3) -- and ``man`` ("Cross"); with ``--ablations`` also Figure 3's backbone study on
+MAN itself (its local module alone per domain, its global module alone), MAN without ISA / SFA / GPA
 (Table 3), and two settings beyond the paper: SURGE's softmax objective, and D = 64. Protocol:
 per-domain leave-one-out, full ranking over the domain's items (no history filtering), test metrics
 of the best validation epoch (NDCG@10 on a seeded sample of validation users). Finished runs are
@@ -41,6 +42,10 @@ SOURCE = REPO.parent / "shared" / "datasets" / "ArtsOffice"
 SPLIT_FILES = ("train_F2.txt", "valid_F2.txt", "test_F2.txt")
 OTHER_FILES = ("item_listA_F.csv", "item_listO_AA_F.csv", "Dualuser_dict.json")
 METRICS = ("recall@5", "ndcg@5", "recall@10", "ndcg@10", "mrr")
+# Figure 3's backbone study on MAN itself (the recipe's BACKBONE_STUDY): the local module alone, one
+# model per domain; the global module alone on both domains.  ("Cross" is MAN.)
+BACKBONE_STUDY = {"MAN Single (local module only)": ["encoder.params.variant=single", "transfer.name=single-domain"],
+                  "MAN Shared (global module only)": ["encoder.params.variant=shared"]}
 # Not the paper's settings: MAN with SURGE's softmax objective, and at the platform SASRec's size.
 BEYOND_PAPER = {"man, loss=softmax": ["encoder.params.loss=softmax"], "man, D=64": ["encoder.params.hidden=64"]}
 # §4.1.3: every model at the same embedding size (20 on Amazon), trained like MAN (Eq. 16-17: binary
@@ -134,7 +139,7 @@ def main() -> None:
     ap.add_argument("--valid-users", type=int, default=500)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--ablations", action="store_true",
-                    help="also MAN w/o ISA, SFA, GPA, with loss=softmax and with D=64 (overlap variant)")
+                    help="also MAN Single/Shared (Figure 3), w/o ISA, SFA, GPA, with loss=softmax and D=64 (overlap variant)")
     ap.add_argument("--variants", default="overlap,non-overlap")
     ap.add_argument("--work", type=Path, default=WORK_ROOT / "man")
     ap.add_argument("--out", type=Path, default=BENCHMARKS_MD, help="the Markdown file whose `man` section is rewritten")
@@ -159,7 +164,7 @@ def main() -> None:
                 (f"SASRec joint, {PAPER_PROTOCOL_LABEL}", "sasrec", sasrec + PAPER_PROTOCOL + ["transfer.name=joint"]),
                 ("MAN (Cross)", "man", man)]
         if args.ablations and variant == "overlap":
-            plan += [(label, "man", man + extra) for label, extra in {**ABLATIONS, **BEYOND_PAPER}.items()]
+            plan += [(label, "man", man + extra) for label, extra in {**BACKBONE_STUDY, **ABLATIONS, **BEYOND_PAPER}.items()]
         results[variant] = [run(f"{variant} {label}", recipe, spec, sets, args.work, args.threads, args.resume)
                             for label, recipe, sets in plan]
         for r in results[variant]:
