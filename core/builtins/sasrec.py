@@ -119,8 +119,9 @@ class SASRec(Encoder):
         return DomainLoss(losses, counts)
 
     def _sampled_loss(self, h: torch.Tensor, t: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        """BPR or BCE of each target against uniform negatives from its domain (the history is not
-        excluded, as in the original SASRec code)."""
+        """BPR or BCE of each target against uniform negatives from its domain.  Unlike the original
+        SASRec code, items of the user's history may be drawn (as MAN's negatives may): a draw per
+        user would need the history here, and on catalogues of thousands it rarely matters."""
         k = self.params.negatives
         shape = t.shape if k == 1 else (*t.shape, k)  # k == 1 keeps the draw of earlier releases
         neg = items[torch.randint(items.numel(), shape, device=t.device)].view(t.numel(), k)
