@@ -164,7 +164,8 @@ def main() -> None:
                 (f"SASRec joint, {PAPER_PROTOCOL_LABEL}", "sasrec", sasrec + PAPER_PROTOCOL + ["transfer.name=joint"]),
                 ("MAN (Cross)", "man", man)]
         if args.ablations and variant == "overlap":
-            plan += [(label, "man", man + extra) for label, extra in {**BACKBONE_STUDY, **ABLATIONS, **BEYOND_PAPER}.items()]
+            extras = {**BACKBONE_STUDY, **ABLATIONS, **BEYOND_PAPER}
+            plan += [(label, "man", man + extra) for label, extra in extras.items()]
         results[variant] = [run(f"{variant} {label}", recipe, spec, sets, args.work, args.threads, args.resume)
                             for label, recipe, sets in plan]
         for r in results[variant]:
