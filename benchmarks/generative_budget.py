@@ -56,9 +56,12 @@ def section(results: dict[str, dict], overrides: dict, machine: dict) -> str:
         for stage in res["stages"]:
             vals = [h.get("ndcg@10") for h in stage.get("history", [])]
             vals = [f"{v:.4f}" for v in vals if v is not None]
+            best = f" (best {stage['best_value']:.4f} at epoch {stage['best_epoch']})"
+            if len(vals) > 12:  # a long early-stopped curve: its ends and its best
+                vals = [*vals[:3], "…", *vals[-2:]]
             if vals:
-                curves.append(f"- `{recipe}` stage `{stage['name']}` ({stage['seconds']:.0f} s): validation NDCG@10 by "
-                              f"epoch {' → '.join(vals)}")
+                curves.append(f"- `{recipe}` stage `{stage['name']}` ({stage['seconds']:.0f} s, {stage['epochs_run']} "
+                              f"epochs): validation NDCG@10 by epoch {' → '.join(vals)}{best}")
     sets = ", ".join(f"`{k}={v}`" for k, v in overrides.items())
     when = ", ".join(f"{r} {res['started'][:16].replace('T', ' ')}" for r, res in results.items())
     return "\n".join([
