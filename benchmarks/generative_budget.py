@@ -61,7 +61,7 @@ def section(results: dict[str, dict], overrides: dict, machine: dict) -> str:
                 vals = [*vals[:3], "…", *vals[-2:]]
             if vals:
                 curves.append(f"- `{recipe}` stage `{stage['name']}` ({stage['seconds']:.0f} s, {stage['epochs_run']} "
-                              f"epochs): validation NDCG@10 by epoch {' → '.join(vals)}{best}")
+                              f"epoch{'s' * (stage['epochs_run'] != 1)}): validation NDCG@10 by epoch {' → '.join(vals)}{best}")
     sets = ", ".join(f"`{k}={v}`" for k, v in overrides.items())
     when = ", ".join(f"{r} {res['started'][:16].replace('T', ' ')}" for r, res in results.items())
     return "\n".join([
