@@ -165,17 +165,29 @@ def test_streamed_order_is_stable_for_equal_times(tmp_path):
     assert buf.sequences() == {"u": [("D", "b"), ("D", "d"), ("D", "a"), ("D", "c")], "v": [("D", "a")]}
 
 
+PEAK_PROBE = """
+import json
+import numpy as np
+from mtrec.training.memory import PeakMemory
+with PeakMemory() as big:
+    block = np.ones(8_000_000)  # 61 MiB, touched
+    del block
+with PeakMemory() as small:
+    pass
+print(json.dumps({"big": big.rss_mb, "small": small.rss_mb, "reset": big.rss_reset, "gpu": big.gpu_mb}))
+"""
+
+
 def test_peak_memory_is_measured_per_stretch_of_work():
-    import numpy as np
+    # In a fresh process: in the test session's own process, earlier tests leave freed memory that
+    # the block can reuse without raising the resident set, which made this flaky.
+    import json
+    import subprocess
+    import sys
 
-    from mtrec.training.memory import PeakMemory
-
-    with PeakMemory() as big:
-        block = np.ones(8_000_000)  # 61 MiB, touched
-        del block
-    with PeakMemory() as small:
-        pass
-    if not big.rss_reset:
+    out = subprocess.run([sys.executable, "-c", PEAK_PROBE], capture_output=True, text=True, timeout=120, check=True)
+    peaks = json.loads(out.stdout.strip().splitlines()[-1])
+    if not peaks["reset"]:
         pytest.skip("this system cannot reset the peak RSS (/proc/self/clear_refs)")
-    assert big.rss_mb - small.rss_mb > 40  # the second stretch does not inherit the first one's peak
-    assert big.gpu_mb is None
+    assert peaks["big"] - peaks["small"] > 40  # the second stretch does not inherit the first one's peak
+    assert peaks["gpu"] is None
