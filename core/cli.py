@@ -7,8 +7,11 @@ exits with code 2; ``mtrec --debug ...`` (or ``MTREC_DEBUG=1``) shows the full t
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -57,6 +60,25 @@ def _plugins():
     return get_plugins()
 
 
+@contextmanager
+def _epoch_log(enabled: bool) -> Iterator[None]:
+    """Without progress bars, a line per epoch on stderr, so a log file still shows how training goes."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("mtrec.training")
+    handler = logging.StreamHandler(sys.stderr)  # this call's stderr (tests swap it between calls)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _open_registry(url: str | None):
     from mtrec.registry import open_registry
 
@@ -85,7 +107,8 @@ def _open_registry(url: str | None):
 @click.option("--no-registry", is_flag=True, help="Do not record this run in the registry.")
 @click.option("--metrics-json", type=click.Path(dir_okay=False), metavar="FILE",
               help="Also write the test metrics and stage timings to FILE.")
-@click.option("--progress/--no-progress", default=None, help="Progress bars [default: when stderr is a terminal].")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars [default: when stderr is a terminal]; without them, one log line per epoch on stderr.")
 def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registry_url, no_registry, metrics_json, progress):
     """Train and evaluate a recipe; print the per-domain test metrics.
 
@@ -124,7 +147,8 @@ def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registr
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 touches the registry
     registry = None if no_registry or not main_rank else _open_registry(registry_url)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    outcome = execute_run(resolved, plugins, registry=registry, progress=show_progress, resume=resume_id)
+    with _epoch_log(enabled=not show_progress):
+        outcome = execute_run(resolved, plugins, registry=registry, progress=show_progress, resume=resume_id)
     if not main_rank:
         return
     click.echo(format_report(outcome.test))

@@ -115,3 +115,21 @@ def test_debug_shows_the_traceback():
     loud = _run_cli(["--debug", "run", "--plugin", "nope"], {})
     assert quiet.returncode == 2 and "Traceback" not in quiet.stderr
     assert "Traceback" in loud.stderr and "ConfigError" in loud.stderr
+
+
+def test_without_progress_bars_each_epoch_is_one_log_line(tmp_path):
+    from ops_helpers import TINY_SETTINGS, run_args, write_tiny_dataset
+
+    spec = write_tiny_dataset(tmp_path / "tiny")
+    settings = [s for s in TINY_SETTINGS if not s.startswith("training.epochs")] + ["training.epochs=2"]
+    args = run_args(spec, "--no-registry", settings=settings)
+    plain = CliRunner().invoke(main, args)
+    assert plain.exit_code == 0, plain.output
+    lines = [line for line in plain.output.splitlines() if " stage " in line and "epoch" in line]
+    # one line per epoch of each per-domain stage (domains A and B), with the loss and the validation
+    assert [line.split(" stage ", 1)[1].split("  ")[0] for line in lines] == [
+        "single:A: epoch 1/2", "single:A: epoch 2/2", "single:B: epoch 1/2", "single:B: epoch 2/2"]
+    assert all("loss " in line and "val ndcg@10 " in line for line in lines)
+    barred = CliRunner().invoke(main, [a if a != "--no-progress" else "--progress" for a in args])
+    assert barred.exit_code == 0, barred.output
+    assert " stage single:A: epoch" not in barred.output  # bars instead of lines, never both

@@ -20,6 +20,7 @@ the continuation the same computation as an uninterrupted run.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 import time
@@ -45,6 +46,9 @@ from mtrec.training.stage import Stage, StageResult
 
 if TYPE_CHECKING:
     from mtrec.run_context import RunContext
+
+# One line per epoch; `mtrec run` shows it when progress bars are off (a log file, a batch job).
+log = logging.getLogger("mtrec.training")
 
 
 def trainable_parameters(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
@@ -186,6 +190,9 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
                 state["stopped"] = state["since_best"] >= patience
             else:
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
+            if D.is_main():
+                log.info(epoch_line(stage.name, epoch, epochs, row, cfg.select_metric, state,
+                                    time.perf_counter() - epoch_start))
             state["history"].append(row)
             state["elapsed"] = elapsed_before + time.perf_counter() - started
             # Checkpoint (with this epoch's rows), log, then mark them logged: a resumed stage logs
@@ -215,6 +222,14 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
         history=state["history"],
         resumed_from_epoch=resumed_from,
     )
+
+
+def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: dict, seconds: float) -> str:
+    """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s``"""
+    line = f"stage {stage}: epoch {epoch}/{epochs}  loss {row['loss']:.4f}"
+    if metric in row:
+        line += f"  val {metric} {row[metric]:.4f} (best {state['best_value']:.4f} @{state['best_epoch']})"
+    return line + f"  {seconds:.0f} s"
 
 
 def _step_function(run: "RunContext", model: nn.Module, stage: Stage, params: list[nn.Parameter]) -> tuple[Callable, Callable[[], None]]:
