@@ -255,7 +255,8 @@ def write_report(args, started: dt.datetime, results: dict[str, list[dict]], dat
     lines = [f"## MAN vs single-domain and shared SASRec (Arts + Office, {scope})", ""]
     lines.append(f"- **Machine:** {info['cpu']}, {info['cores']} cores, {info['ram_gib']:.0f} GiB RAM, torch {info['torch']}, "
                  f"Python {info['python']}, CPU only, {args.threads} thread per training (`OMP_NUM_THREADS`), "
-                 "trainings one at a time. No GPU was lent to this session: there are no GPU rows.")
+                 "one training at a time per call (other calls and jobs may run beside it: see Load). "
+                 "No GPU was lent to this session: there are no GPU rows.")
     lines.append(f"- **Date:** {started:%Y-%m-%d %H:%M} – {finished:%H:%M} (local time).")
     lines.append("- **Command:** `python benchmarks/man.py" + "".join(
         f" --{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k not in ("work", "ablations", "variants", "resume", "out", "section", "only"))
