@@ -300,7 +300,7 @@ def write_report(args, started: dt.datetime, results: dict[str, list[dict]], dat
             for d in domains:
                 best = max((r for r in rows if r["label"].startswith("SASRec")), key=lambda r: r["test"][d]["ndcg@10"])
                 won = man["test"][d]["ndcg@10"] > best["test"][d]["ndcg@10"]
-                verdict.append(f"{d}: MAN NDCG@10 {man['test'][d]['ndcg@10']:.4f} vs best SASRec "
+                verdict.append(f"{d}: MAN NDCG@10 {man['test'][d]['ndcg@10']:.4f} vs the best SASRec row here "
                                f"{best['test'][d]['ndcg@10']:.4f} ({'MAN ahead' if won else 'MAN behind'})")
             lines += ["Outcome: " + "; ".join(verdict) + ".", ""]
             paper = [r for r in rows if r["label"].endswith(PAPER_PROTOCOL_LABEL)]
