@@ -60,6 +60,22 @@ class TrainingConfig(Section):
     eval_every: int = Field(1, ge=1, description="Validate every N epochs.")
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
     max_grad_norm: float | None = Field(None, gt=0)
+    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+        "constant",
+        description="Learning rate over a stage's optimizer steps (transformers' schedules): constant, or decaying "
+        "linearly / along a half cosine to 0 at the end of the stage's planned epochs (epochs x batches per epoch; "
+        "early stopping ends it sooner).",
+    )
+    warmup_steps: int = Field(
+        0, ge=0,
+        description="Optimizer steps (batches) at the start of every stage over which the learning rate rises "
+        "linearly from 0 to lr, before the schedule applies. 0 with lr_schedule=constant: a fixed lr.",
+    )
+    length_buckets: bool = Field(
+        True,
+        description="For encoders that report their examples' lengths (example_lengths): batch examples of similar "
+        "length together (sorted within windows of 50 batches, batches shuffled). Off: plain slices of the shuffled order.",
+    )
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
     compile: bool = Field(False, description="torch.compile the model on CUDA.")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on training examples (tiny profiles).")

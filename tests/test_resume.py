@@ -75,7 +75,9 @@ def test_kill9_in_second_stage_then_resume_gives_the_same_metrics(spec, referenc
     with open_registry() as reg:
         assert reg.get_run(run_id)["status"] == "running"  # SIGKILL: nobody could record the end
     files = sorted(p.name for p in resume_dir(data_dir() / "runs" / run_id).iterdir())
-    assert files == ["000-identifier.done.pt", "001-unified.done.pt", "002-lora_A.done.pt", "003-lora_B.last.pt"]
+    # lora:B's epoch 0 (the unified model, scored) was logged and marked; its epoch 1 was checkpointed, not logged
+    assert files == ["000-identifier.done.pt", "001-unified.done.pt", "002-lora_A.done.pt", "003-lora_B.last.pt",
+                     "003-lora_B.logged"]
     last = load_checkpoint(resume_dir(data_dir() / "runs" / run_id) / "003-lora_B.last.pt")
     assert last["epoch"] == 1 and set(last) >= {"model", "optimizer", "rng", "best_state", "since_best", "history"}
 
@@ -91,7 +93,7 @@ def test_kill9_in_second_stage_then_resume_gives_the_same_metrics(spec, referenc
         assert run["status"] == "finished" and run["error"] is None
         steps = [m["step"] for m in run["metrics"] if m["stage"] == "lora:B" and m["name"] == "ndcg" and m["k"] == 10
                  and m["domain"] == "average"]
-        assert steps == [1, 2]  # the epoch before the kill is not logged twice
+        assert steps == [0, 1, 2]  # the unified model scored as epoch 0; the epoch before the kill not logged twice
         assert {a["kind"] for a in run["artifacts"]} == {"identifier", "models"}
 
 

@@ -10,7 +10,9 @@ Stages:
    early-stopped on ``D``'s validation).  One model object holds the base and every adapter; the
    model returned for domain ``D`` is a thin view that activates adapter ``D`` before every call.
    ``mode: full`` fine-tunes a full copy of the unified model per domain (stages ``finetune:D``);
-   ``mode: none`` uses the unified model for every domain (Table 4's "w/o LoRA").
+   ``mode: none`` uses the unified model for every domain (Table 4's "w/o LoRA").  Each
+   per-domain stage first scores the unified model it starts from (epoch 0) and keeps it when no
+   epoch beats it on ``D``'s validation.
 
 ``loss_weighting`` borrows another strategy's loss combiner for the unified stage: any registered
 transfer that provides ``loss-weighting`` (e.g. SyNCRec's ``ntg-weighting``), given as
@@ -265,9 +267,12 @@ class UnifiedThenLoRA(ModelSetStrategy):
         )
 
     def _domain_stage(self, name: str, d: int, parameters: Any = None) -> Stage:
+        """A per-domain stage (``lora:D``, ``finetune:D``): it starts from the unified model (a fresh
+        LoRA adapter has B = 0, so the adapted model equals the base), which is scored as epoch 0
+        and kept when no epoch on ``D`` beats it."""
         p = self.params
         return Stage(name=name, domains=[d], parameters=parameters, lr=p.lora_lr, batch_size=p.lora_batch_size,
-                     epochs=p.lora_epochs)
+                     epochs=p.lora_epochs, score_start=True)
 
     def train_unified(self, run: "RunContext") -> nn.Module:
         """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds)."""

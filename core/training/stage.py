@@ -56,6 +56,10 @@ class Stage:
     with ``requires_grad``).  ``combine`` turns a :class:`DomainLoss` into the scalar to minimise;
     a combiner that is an ``nn.Module`` has its own parameters trained alongside the model.
     Training hyper-parameters not given fall back to the run's ``training`` section.
+
+    ``score_start`` (for stages that fine-tune weights an earlier stage trained): the model the
+    stage starts from is validated before epoch 1 and logged as epoch 0; it is the best epoch to
+    beat, so when no epoch beats it the stage ends with the starting weights (best_epoch 0).
     """
 
     name: str
@@ -69,6 +73,7 @@ class Stage:
     patience: int | None = None
     validate: bool = True
     validate_on: list[int] | None = None  # domains whose validation selects the best epoch (default: ``domains``)
+    score_start: bool = False  # validate the starting model as epoch 0, the initial best (fine-tuning stages)
 
 
 @dataclass
@@ -79,7 +84,7 @@ class StageResult:
     epochs_run: int
     seconds: float
     seconds_per_epoch: float
-    history: list[dict] = field(default_factory=list)  # per validated epoch: {"epoch", "loss", metric...}
+    history: list[dict] = field(default_factory=list)  # per epoch: {"epoch", "loss", metric...}; epoch 0 (score_start) has no loss
     peak_rss_mb: float = float("nan")  # peak resident memory of the process during the stage (MiB)
     peak_gpu_mb: float | None = None  # peak CUDA memory allocated during the stage (MiB), on GPU only
     resumed_from_epoch: int = 0  # > 0 when `mtrec run --resume` continued the stage after that epoch

@@ -3,18 +3,25 @@
 Training tensors live on the device for the whole stage and are sliced by a seeded
 :class:`~torch.utils.data.DistributedSampler` order each epoch (seed = run seed + stage index,
 reshuffled by epoch): no DataLoader workers, no per-batch host-to-device copies, the same batches
-in the same order on every CPU run.  Under ``torchrun`` each rank takes its share of every
-epoch's order and trains a :class:`~torch.nn.parallel.DistributedDataParallel` replica (see
-:mod:`mtrec.training.distributed`); the union of the ranks' batches at each step is the batch a
-single process would take.  The best epoch by validation ``select_metric`` (NDCG@10 by default)
-is kept and restored at the end; the test split is never touched here.
+in the same order on every CPU run.  For an encoder that reports its examples' lengths
+(``example_lengths``) the batches are length-bucketed (:mod:`mtrec.training.batching`,
+``training.length_buckets``).  The learning rate follows ``training.lr_schedule`` and
+``warmup_steps`` (transformers' schedulers, stepped after every optimizer step, over the stage's
+planned epochs).  Under ``torchrun`` each rank takes its share of every epoch's order and trains a
+:class:`~torch.nn.parallel.DistributedDataParallel` replica (see :mod:`mtrec.training.distributed`);
+the union of the ranks' batches at each step is the batch a single process would take.  The best
+epoch by validation ``select_metric`` (NDCG@10 by default) is kept and restored at the end; the
+test split is never touched here.  A stage with ``score_start`` (fine-tuning) first validates the
+model it starts from as epoch 0, the best to beat: when no epoch beats it, the stage ends with its
+starting weights.
 
-Resume: after every epoch rank 0 writes ``<run>/checkpoints/resume/<NNN-stage>.last.pt`` (model,
-optimizer, combiner, epoch, best state, early-stopping counters, history, every rank's RNG
-states) and at the end of the stage ``<NNN-stage>.done.pt`` (final weights, result, RNG).  A
-resumed run (``mtrec run --resume``) replays the strategy: finished stages load their result
-instead of training, the interrupted one continues after its last epoch, and the RNG states make
-the continuation the same computation as an uninterrupted run.
+Resume: after every epoch (and after the epoch-0 validation of a ``score_start`` stage) rank 0
+writes ``<run>/checkpoints/resume/<NNN-stage>.last.pt`` (model, optimizer, lr scheduler, combiner,
+epoch, best state, early-stopping counters, history, every rank's RNG states) and at the end of
+the stage ``<NNN-stage>.done.pt`` (final weights, result, RNG).  A resumed run (``mtrec run
+--resume``) replays the strategy: finished stages load their result instead of training, the
+interrupted one continues after its last epoch, and the RNG states make the continuation the same
+computation as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
 from mtrec.training import distributed as D
+from mtrec.training.batching import epoch_batches, epoch_generator, example_lengths
 from mtrec.training.checkpoint import (
     atomic_torch_save,
     load_checkpoint,
@@ -129,6 +137,8 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
     # Each rank's share of each epoch's seeded order; the ranks' batches together are the global batch.
     sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True, seed=run.seed + index)
     local_batch = math.ceil(batch_size / world.size)
+    scheduler = lr_scheduler(optimizer, cfg, epochs * math.ceil(len(sampler) / local_batch))
+    lengths = example_lengths(model, tensors) if cfg.length_buckets else None  # once per stage
     amp = run.autocast
 
     state: dict[str, Any] = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "best_state": None,
@@ -137,6 +147,8 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
     if last is not None:  # resumed in the middle of this stage
         model.load_state_dict(last["model"])
         optimizer.load_state_dict(last["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(last["scheduler"])
         if last["combine"] is not None:
             stage.combine.load_state_dict(last["combine"])
         state = {k: last[k] for k in state}
@@ -145,8 +157,22 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
             run.log_metrics(last["rows"])
             _mark_logged(last_path, last["epoch"])
     resumed_from, elapsed_before = state["epoch"], state["elapsed"]
+    scheduler_state = (lambda: scheduler.state_dict()) if scheduler is not None else (lambda: None)
 
     started = time.perf_counter()
+    if last is None and stage.score_start and stage.validate:
+        # Epoch 0: the starting model is the best to beat (checkpointed, so a resume never redoes it).
+        epoch_start = time.perf_counter()
+        metrics, rows = _validate(run, model, stage, 0, state)
+        row = {"epoch": 0, **metrics}
+        if D.is_main():
+            log.info(epoch_line(stage.name, 0, epochs, row, cfg.select_metric, state, time.perf_counter() - epoch_start))
+        state["history"].append(row)
+        state["elapsed"] = time.perf_counter() - started
+        _save_last(last_path, model, optimizer, stage, dict(state, rows=rows, scheduler=scheduler_state()))
+        run.log_metrics(rows)
+        if D.is_main():
+            _mark_logged(last_path, 0)
     bar = tqdm(range(state["epoch"] + 1, epochs + 1), desc=f"{stage.name}", unit="epoch",
                disable=not (run.progress and D.is_main()), initial=state["epoch"], total=epochs)
     try:
@@ -156,8 +182,8 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
             sampler.set_epoch(epoch)
             order = torch.as_tensor(list(sampler), device=device)
             total, batches = 0.0, 0
-            for start in range(0, order.numel(), local_batch):
-                idx = order[start : start + local_batch]
+            for idx in epoch_batches(model, tensors, order, local_batch, epoch_generator(run.seed, index, epoch),
+                                     lengths=lengths, bucket=cfg.length_buckets):
                 batch = {k: v[idx] for k, v in tensors.items()}
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                     loss = step(batch)
@@ -166,6 +192,8 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
                 if cfg.max_grad_norm:
                     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 total += float(loss.detach())
                 batches += 1
             state["train_seconds"] += time.perf_counter() - epoch_start
@@ -173,20 +201,10 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
             row: dict = {"epoch": epoch, "loss": D.mean_over_ranks(total / max(batches, 1))}
             rows: list[dict] = []
             if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
-                judged = stage.validate_on if stage.validate_on is not None else stage.domains
-                report = run.evaluate({d: model for d in judged}, "valid", judged)
-                value = report.get(cfg.select_metric)
-                row.update(report.metrics["average"])
-                rows = report.rows(stage=stage.name, step=epoch)
-                if value > state["best_value"]:
-                    state.update(best_value=value, best_epoch=epoch, since_best=0)
-                    state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    if D.is_main():
-                        atomic_torch_save(state["best_state"], run.checkpoint_path(stage.name))
-                else:
-                    state["since_best"] += 1
-                bar.set_postfix(loss=f"{row['loss']:.4f}", **{f"val_{cfg.select_metric}": f"{value:.4f}",
-                                                             "best": state["best_epoch"]})
+                metrics, rows = _validate(run, model, stage, epoch, state)
+                row.update(metrics)
+                bar.set_postfix(loss=f"{row['loss']:.4f}", best=state["best_epoch"],
+                                **{f"val_{cfg.select_metric}": f"{row[cfg.select_metric]:.4f}"})
                 state["stopped"] = state["since_best"] >= patience
             else:
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
@@ -197,7 +215,7 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
             state["elapsed"] = elapsed_before + time.perf_counter() - started
             # Checkpoint (with this epoch's rows), log, then mark them logged: a resumed stage logs
             # an epoch's rows once even when the kill fell between the checkpoint and the registry.
-            _save_last(last_path, model, optimizer, stage, dict(state, rows=rows))
+            _save_last(last_path, model, optimizer, stage, dict(state, rows=rows, scheduler=scheduler_state()))
             run.log_metrics(rows)
             if D.is_main():
                 _mark_logged(last_path, epoch)
@@ -224,9 +242,40 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
     )
 
 
+def _validate(run: "RunContext", model: nn.Module, stage: Stage, epoch: int, state: dict) -> tuple[dict, list[dict]]:
+    """Validate ``model`` after ``epoch`` and update the best epoch and early-stopping counter in
+    ``state``; return the average metrics and the registry rows."""
+    cfg = run.config.training
+    judged = stage.validate_on if stage.validate_on is not None else stage.domains
+    report = run.evaluate({d: model for d in judged}, "valid", judged)
+    value = report.get(cfg.select_metric)
+    if value > state["best_value"]:
+        state.update(best_value=value, best_epoch=epoch, since_best=0)
+        state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if D.is_main():
+            atomic_torch_save(state["best_state"], run.checkpoint_path(stage.name))
+    else:
+        state["since_best"] += 1
+    return dict(report.metrics["average"]), report.rows(stage=stage.name, step=epoch)
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, training_steps: int) -> Any:
+    """transformers' scheduler for ``training.lr_schedule`` / ``warmup_steps`` over ``training_steps``
+    optimizer steps; None for a constant lr without warm-up (the optimizer's lr is left alone)."""
+    if cfg.lr_schedule == "constant" and cfg.warmup_steps == 0:
+        return None
+    from transformers import get_scheduler
+
+    name = "constant_with_warmup" if cfg.lr_schedule == "constant" else cfg.lr_schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=training_steps)
+
+
 def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: dict, seconds: float) -> str:
-    """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s``"""
-    line = f"stage {stage}: epoch {epoch}/{epochs}  loss {row['loss']:.4f}"
+    """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s``
+
+    Epoch 0 (a ``score_start`` stage's starting model) has no loss: ``... epoch 0/8  start  val ...``.
+    """
+    line = f"stage {stage}: epoch {epoch}/{epochs}  " + (f"loss {row['loss']:.4f}" if "loss" in row else "start")
     if metric in row:
         line += f"  val {metric} {row[metric]:.4f} (best {state['best_value']:.4f} @{state['best_epoch']})"
     return line + f"  {seconds:.0f} s"
@@ -262,8 +311,9 @@ def _mark_logged(last_path: Path, epoch: int) -> None:
 
 
 def _logged_epoch(last_path: Path) -> int:
+    """The last epoch whose rows reached the registry (-1: none yet; epoch 0 is a ``score_start`` validation)."""
     marker = _logged_marker(last_path)
-    return int(marker.read_text()) if marker.is_file() else 0
+    return int(marker.read_text()) if marker.is_file() else -1
 
 
 def _states_of_all_ranks() -> list[dict]:

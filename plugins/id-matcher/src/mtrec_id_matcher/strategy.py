@@ -240,7 +240,10 @@ class PretrainMatchFinetune(ModelSetStrategy):
             else:
                 model = copy.deepcopy(pre)
             name = "finetune" if p.finetune_together else f"finetune:{names[group[0]]}"
-            stage = Stage(name=name, domains=group, validate_on=group, epochs=p.finetune_epochs, lr=p.finetune_lr)
+            # a copy of the pre-trained encoder is scored before fine-tuning (epoch 0) and kept if no epoch
+            # beats it; a new encoder (mode new-encoder) starts mostly random, with nothing worth keeping
+            stage = Stage(name=name, domains=group, validate_on=group, epochs=p.finetune_epochs, lr=p.finetune_lr,
+                          score_start=p.mode != "new-encoder")
             seconds = run.train_stage(model, stage).seconds
             timings["finetune_seconds" if p.finetune_together else f"finetune_seconds/{names[group[0]]}"] = seconds
             models.update({d: model for d in group})

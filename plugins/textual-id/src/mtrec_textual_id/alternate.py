@@ -8,7 +8,8 @@ One ID generator and one recommender serve every domain.  Rounds ``r = 1 .. roun
    recommender's ID table and the decoder's tries follow (user IDs are cached per identifier
    ``version``, so they are rewritten by the new generator when next needed);
 2. **recommender** (``recommender_epochs``): Eq. 4 on the source domains' training data,
-   early-stopped on the targets' validation.
+   early-stopped on the targets' validation; from round 2 on, the recommender it starts from is
+   scored first (epoch 0) and kept when no epoch beats it.
 
 The paper opens each round with the generator, against a pretrained T5 recommender; here the
 recommender starts from random weights, so a generator step before it has learnt anything would
@@ -126,8 +127,10 @@ class AlternateTraining(UnifiedThenLoRA):
             if p.schedule == "id-only" or (p.schedule == "alternate" and r > 1):
                 self._generator_round(run, model, r)
             if p.schedule != "id-only":
+                # rounds after the first continue the previous round's recommender: it is scored as
+                # epoch 0 (under the IDs the generator just rewrote) and kept if no epoch beats it
                 run.train_stage(model, Stage(name=f"recommender:{r}", domains=run.source_domains,
                                              validate_on=run.target_domains, combine=combine,
-                                             epochs=p.recommender_epochs))
+                                             epochs=p.recommender_epochs, score_start=r > 1))
         run.identifier.save(Path(run.run_dir) / "identifier")  # the final IDs, not the initial ones
         return model

@@ -1,0 +1,330 @@
+"""The trainer's learning-rate schedule, epoch-0 scoring of fine-tuning stages, and length-bucketed batches.
+
+Every stage here runs through the real :func:`mtrec.training.trainer.train_stage` on a tiny
+linear model with a fake run (no dataset): validation is a function of the weights the test
+controls, so "training only makes validation worse" is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DistributedSampler
+
+from mtrec.config import TrainingConfig
+from mtrec.evaluation.evaluator import EvalReport
+from mtrec.training import batching, trainer
+from mtrec.training.batching import epoch_batches, epoch_generator
+from mtrec.training.checkpoint import load_checkpoint, step_paths
+from mtrec.training.stage import DomainLoss, Stage
+from mtrec.training.trainer import stage_key, train_stage
+
+N = 64  # training examples; batch 16 -> 4 optimizer steps per epoch
+
+
+class Linear(nn.Module):
+    """y = w.x + b, mean-squared loss, no randomness of its own; records every batch it trains on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.layer = nn.Linear(4, 1)
+        self.batches: list[torch.Tensor] = []
+
+    def train_tensors(self, run, domains):
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(N, 4, generator=g)
+        y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(N, generator=g)
+        return {"x": x, "y": y, "i": torch.arange(N)}
+
+    def loss(self, batch):
+        self.batches.append(batch["i"].clone())
+        mse = ((self.layer(batch["x"]).squeeze(-1) - batch["y"]) ** 2).mean()
+        return DomainLoss({"all": mse}, {"all": batch["x"].shape[0]})
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+
+class WithLengths(Linear):
+    """Reports a length per example (3 * i mod 17 + 1: many distinct values, a few ties)."""
+
+    def example_lengths(self, tensors):
+        return (tensors["i"] * 3) % 17 + 1
+
+
+def fake_run(run_dir: Path, metric=None, **training) -> SimpleNamespace:
+    """A RunContext stand-in: ``metric(model) -> float`` is the validation ndcg@10."""
+    counter = iter(range(1, 100))
+    logged: list[dict] = []
+    evaluated: list[float] = []
+
+    def evaluate(models, split, domains):
+        model = next(iter(models.values()))
+        value = float(metric(model))
+        evaluated.append(value)
+        return EvalReport(split, metrics={"average": {"ndcg@10": value}})
+
+    cfg = dict(epochs=3, batch_size=16, lr=0.05) | training
+    return SimpleNamespace(
+        config=SimpleNamespace(training=TrainingConfig(**cfg)), device=torch.device("cpu"),
+        seed=3, run_dir=run_dir, autocast=False, progress=False, stage_counter=lambda: next(counter),
+        log_metrics=logged.extend, checkpoint_path=lambda name: run_dir / f"{name}.pt",
+        evaluate=evaluate, logged=logged, evaluated=evaluated,
+    )
+
+
+def record_lrs(monkeypatch) -> list[float]:
+    """The lr every AdamW step uses."""
+    lrs: list[float] = []
+    original = torch.optim.AdamW.step
+
+    def step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step)
+    return lrs
+
+
+def fit(run, stage: Stage | None = None, model: nn.Module | None = None) -> tuple[nn.Module, object]:
+    model = model or Linear()
+    result = train_stage(run, model, stage or Stage(name="fit", domains=[0], validate=False))
+    return model, result
+
+
+# --------------------------------------------------------------------------- lr schedule
+
+
+def test_cosine_schedule_with_warmup_follows_the_formula(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    fit(fake_run(tmp_path, lr_schedule="cosine", warmup_steps=3))
+    total, warm, lr = 3 * 4, 3, 0.05  # 3 epochs x 4 batches
+    assert len(lrs) == total
+    expected = [lr * k / warm if k < warm else lr * 0.5 * (1 + math.cos(math.pi * (k - warm) / (total - warm)))
+                for k in range(total)]
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=1e-15)
+    assert lrs[0] == 0.0 and lrs[warm] == pytest.approx(lr)  # the top right after warm-up
+    assert lrs[-1] == pytest.approx(lr * 0.5 * (1 + math.cos(math.pi * 8 / 9)))  # near 0 at the end
+
+
+def test_linear_schedule_uses_the_stage_epochs_and_batch_size(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    # the stage's own epochs (2) and batch size (32 -> 2 batches per epoch) override the run's
+    fit(fake_run(tmp_path, lr_schedule="linear", warmup_steps=1),
+        Stage(name="fit", domains=[0], validate=False, epochs=2, batch_size=32, lr=0.1))
+    total = 2 * 2
+    assert lrs == pytest.approx([0.0] + [0.1 * (total - k) / (total - 1) for k in range(1, total)])
+
+
+def test_constant_without_warmup_is_a_fixed_lr_and_no_scheduler(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    cfg = TrainingConfig()
+    assert (cfg.lr_schedule, cfg.warmup_steps, cfg.length_buckets) == ("constant", 0, True)
+    assert trainer.lr_scheduler(torch.optim.AdamW(Linear().parameters()), cfg, 10) is None
+    fit(fake_run(tmp_path))
+    assert lrs == [0.05] * 12
+    lrs.clear()
+    fit(fake_run(tmp_path / "warm", warmup_steps=4))  # constant with warm-up
+    assert lrs == pytest.approx([0.0, 0.0125, 0.025, 0.0375] + [0.05] * 8)
+
+
+def test_resume_with_a_cosine_schedule_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+    settings = dict(lr_schedule="cosine", warmup_steps=2, epochs=4)
+    whole, _ = fit(fake_run(tmp_path / "whole", **settings))
+
+    original = trainer._save_last
+
+    def die_after_epoch_2(path, model, optimizer, stage, state):
+        original(path, model, optimizer, stage, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(trainer, "_save_last", die_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        fit(fake_run(tmp_path / "cut", **settings))
+    monkeypatch.setattr(trainer, "_save_last", original)
+    last = load_checkpoint(step_paths(tmp_path / "cut", stage_key(1, "fit"))[1])
+    assert last["epoch"] == 2 and last["scheduler"]["last_epoch"] == 8  # 2 epochs x 4 steps
+
+    lrs = record_lrs(monkeypatch)
+    resumed, result = fit(fake_run(tmp_path / "cut", **settings))
+    assert result.resumed_from_epoch == 2 and len(lrs) == 8
+    assert lrs[0] == pytest.approx(0.05 * 0.5 * (1 + math.cos(math.pi * 6 / 14)))  # step 8 of 16, not step 0
+    for key, value in whole.weights().items():
+        assert torch.equal(resumed.weights()[key], value), key
+
+
+# --------------------------------------------------------------------------- epoch-0 scoring
+
+
+def distance_from(start: dict[str, torch.Tensor]):
+    """A validation metric that any training makes worse: minus the distance to the starting weights."""
+    return lambda model: -sum(float((model.state_dict()[k] - v).abs().sum()) for k, v in start.items())
+
+
+def test_score_start_keeps_the_starting_model_when_no_epoch_beats_it(tmp_path):
+    start = Linear().weights()
+    run = fake_run(tmp_path, metric=distance_from(start), epochs=3)
+    model, result = fit(run, Stage(name="tune", domains=[0], score_start=True))
+    assert result.best_epoch == 0 and result.best_value == 0.0 and result.epochs_run == 3
+    for key, value in start.items():
+        assert torch.equal(model.state_dict()[key], value), key  # the starting weights are restored
+    assert [h["epoch"] for h in result.history] == [0, 1, 2, 3]
+    assert result.history[0] == {"epoch": 0, "ndcg@10": 0.0}  # validated, no training loss
+    assert all(h["ndcg@10"] < 0 for h in result.history[1:])  # it did train, and got worse
+    assert sorted({r["step"] for r in run.logged}) == [0, 1, 2, 3] and len(run.logged) == 4
+    assert torch.equal(torch.load(tmp_path / "tune.pt")["layer.weight"], start["layer.weight"])  # the best checkpoint
+
+
+def test_without_score_start_the_stage_replaces_the_starting_model(tmp_path):
+    start = Linear().weights()
+    run = fake_run(tmp_path, metric=distance_from(start), epochs=3)
+    model, result = fit(run, Stage(name="tune", domains=[0]))
+    assert result.best_epoch == 1 and [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert not torch.equal(model.state_dict()["layer.weight"], start["layer.weight"])
+    assert sorted(r["step"] for r in run.logged) == [1, 2, 3]
+
+
+def test_score_start_picks_a_later_epoch_that_beats_it_and_patience_counts_after_it(tmp_path):
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(32, 4, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0])
+    fit_quality = lambda model: -float(((model.layer(x).squeeze(-1) - y) ** 2).mean().detach())  # noqa: E731
+    run = fake_run(tmp_path, metric=fit_quality, epochs=3)
+    _, result = fit(run, Stage(name="tune", domains=[0], score_start=True))
+    assert result.best_epoch == 3 and result.best_value > result.history[0]["ndcg@10"]
+
+    start = Linear().weights()
+    run = fake_run(tmp_path / "p", metric=distance_from(start), epochs=5, patience=2)
+    model, result = fit(run, Stage(name="tune", domains=[0], score_start=True))
+    assert result.best_epoch == 0 and result.epochs_run == 2  # two epochs without gain after epoch 0
+    assert torch.equal(model.state_dict()["layer.weight"], start["layer.weight"])
+
+
+def test_score_start_is_skipped_by_a_stage_that_does_not_validate(tmp_path):
+    run = fake_run(tmp_path, metric=lambda m: pytest.fail("validated"))
+    _, result = fit(run, Stage(name="tune", domains=[0], score_start=True, validate=False))
+    assert [h["epoch"] for h in result.history] == [1, 2, 3] and result.best_epoch == 3
+
+
+@pytest.mark.parametrize("kill", ["after-checkpoint", "before-logging"])
+def test_epoch_0_is_neither_redone_nor_logged_twice_after_a_resume(tmp_path, monkeypatch, kill):
+    start = Linear().weights()
+    reference = fake_run(tmp_path / "ref", metric=distance_from(start))
+    whole, expected = fit(reference, Stage(name="tune", domains=[0], score_start=True))
+
+    run = fake_run(tmp_path / "cut", metric=distance_from(start))
+    if kill == "after-checkpoint":  # killed right after epoch 0's checkpoint and registry rows
+        original = trainer._save_last
+
+        def die(path, model, optimizer, stage, state):
+            original(path, model, optimizer, stage, state)
+            if state["epoch"] == 1:
+                raise KeyboardInterrupt("killed")
+
+        monkeypatch.setattr(trainer, "_save_last", die)
+    else:  # killed between epoch 0's checkpoint and its registry rows
+
+        def die(rows):
+            raise KeyboardInterrupt("killed")
+
+        run.log_metrics = die
+    with pytest.raises(KeyboardInterrupt):
+        fit(run, Stage(name="tune", domains=[0], score_start=True))
+    monkeypatch.undo()
+    before = list(run.logged)
+    assert run.evaluated == ([0.0] if kill == "before-logging" else [0.0, run.evaluated[1]])
+
+    again = fake_run(tmp_path / "cut", metric=distance_from(start))
+    model, result = fit(again, Stage(name="tune", domains=[0], score_start=True))
+    assert 0.0 not in again.evaluated  # the starting model is not validated again
+    steps = sorted(r["step"] for r in before + again.logged)
+    assert steps == [0, 1, 2, 3]  # every epoch's rows exactly once
+    assert result.history == expected.history and result.best_epoch == 0
+    assert result.resumed_from_epoch == (0 if kill == "before-logging" else 1)
+    for key, value in whole.weights().items():
+        assert torch.equal(model.state_dict()[key], value)
+
+
+def test_fine_tuning_stages_score_their_start():
+    from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
+
+    strategy = UnifiedThenLoRA(UnifiedThenLoRAParams())
+    assert strategy._domain_stage("lora:A", 0).score_start  # lora:D and finetune:D
+    assert not Stage("unified", [0, 1]).score_start  # the default
+
+
+# --------------------------------------------------------------------------- length buckets
+
+
+def test_bucketed_batches_by_hand(monkeypatch):
+    monkeypatch.setattr(batching, "WINDOW_BATCHES", 2)  # windows of 4 examples
+    model = nn.Module()
+    model.example_lengths = lambda tensors: torch.tensor([5, 1, 4, 1, 9, 2, 7, 3, 6, 8])
+    tensors = {"x": torch.zeros(10, 1)}
+    order = torch.tensor([4, 0, 3, 1, 9, 2, 8, 6, 5, 7])
+    got = epoch_batches(model, tensors, order, 2, torch.Generator().manual_seed(0))
+    # windows [4 0 3 1] [9 2 8 6] [5 7], each stable-sorted by length (3 before 1: both length 1)
+    expected = [[3, 1], [0, 4], [2, 8], [6, 9], [5, 7]]
+    assert sorted(b.tolist() for b in got) == sorted(expected)
+    assert len(got) == math.ceil(10 / 2) and sorted(torch.cat(got).tolist()) == list(range(10))
+    again = epoch_batches(model, tensors, order, 2, torch.Generator().manual_seed(0))
+    assert [b.tolist() for b in again] == [b.tolist() for b in got]  # deterministic
+    others = [[b.tolist() for b in epoch_batches(model, tensors, order, 2, torch.Generator().manual_seed(s))]
+              for s in range(1, 6)]
+    assert any(o != [b.tolist() for b in got] for o in others)  # the batches' order is shuffled
+
+    # 3 per batch, windows of 6: [4 0 3 1 9 2] sorted -> 3 1 2 0 9 4; [8 6 5 7] sorted -> 5 7 8 6 (a partial batch)
+    got = epoch_batches(model, tensors, order, 3, torch.Generator().manual_seed(0))
+    assert sorted(b.tolist() for b in got) == sorted([[3, 1, 2], [0, 9, 4], [5, 7, 8], [6]])
+    assert [len(b) for b in epoch_batches(model, tensors, order, 3, torch.Generator(), bucket=False)] == [3, 3, 3, 1]
+
+
+def test_without_example_lengths_batches_are_plain_slices():
+    order = torch.randperm(23, generator=torch.Generator().manual_seed(2))
+    plain = [order[s : s + 5] for s in range(0, 23, 5)]
+    for model, bucket in ((nn.Linear(2, 2), True), (WithLengths(), False)):
+        got = epoch_batches(model, {"i": torch.arange(23)}, order, 5, torch.Generator().manual_seed(0), bucket=bucket)
+        assert [b.tolist() for b in got] == [b.tolist() for b in plain]
+
+
+def test_every_rank_gets_the_same_number_of_bucketed_batches():
+    model = WithLengths()
+    tensors = {"i": torch.arange(203)}
+    counts = set()
+    for rank in range(3):
+        share = torch.as_tensor(list(DistributedSampler(range(203), num_replicas=3, rank=rank, seed=1)))
+        batches = epoch_batches(model, tensors, share, 8, epoch_generator(3, 1, rank))
+        counts.add(len(batches))
+        assert sorted(torch.cat(batches).tolist()) == sorted(share.tolist())
+    assert counts == {math.ceil(math.ceil(203 / 3) / 8)}
+
+
+def test_the_trainer_buckets_by_length_and_replays_the_same_batches(tmp_path):
+    lengths = WithLengths().example_lengths({"i": torch.arange(N)})
+
+    def ranges(model):
+        """Per batch, (shortest, longest) example."""
+        return [(int(lengths[b].min()), int(lengths[b].max())) for b in model.batches]
+
+    bucketed, _ = fit(fake_run(tmp_path / "a", epochs=2), model=WithLengths())
+    assert len(bucketed.batches) == 2 * 4
+    for epoch in (bucketed.batches[:4], bucketed.batches[4:]):
+        assert sorted(torch.cat(epoch).tolist()) == list(range(N))
+        spans = sorted((int(lengths[b].min()), int(lengths[b].max())) for b in epoch)
+        assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # one window: batches don't overlap in length
+    assert ranges(bucketed)[:4] != sorted(ranges(bucketed)[:4])  # short and long batches interleave
+
+    again, _ = fit(fake_run(tmp_path / "b", epochs=2), model=WithLengths())
+    assert all(torch.equal(a, b) for a, b in zip(again.batches, bucketed.batches))
+
+    plain, _ = fit(fake_run(tmp_path / "c", epochs=2, length_buckets=False), model=WithLengths())
+    unbucketed, _ = fit(fake_run(tmp_path / "d", epochs=2))
+    assert all(torch.equal(a, b) for a, b in zip(plain.batches, unbucketed.batches))  # as without lengths
+    assert max(hi - lo for lo, hi in ranges(plain)) > max(hi - lo for lo, hi in ranges(bucketed))
