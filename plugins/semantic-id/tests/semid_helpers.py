@@ -50,3 +50,25 @@ def fake_run(item_domain: np.ndarray, seed: int = 0, texts: list[str] | None = N
         fingerprint=f"synthetic-{len(item_domain)}",
     )
     return SimpleNamespace(dataset=dataset, seed=seed, device=torch.device("cpu"), progress=False)
+
+
+def bundled_scientific(n: int):
+    """The first ``n`` Scientific items of the bundled amazon-mini and their shipped MiniLM embeddings.
+
+    Returns (embeddings ``[n + 1, 384]`` float32 with row 0 zeros, item_domain ``[n + 1]``, all 0 but
+    row 0): a real small catalogue, no text model run.
+    """
+    from mtrec.data.load import load_dataset, resolve_spec
+    from mtrec.plugins import get_plugins
+    from mtrec.text import shipped_embeddings
+
+    formats = get_plugins().formats
+    dataset = load_dataset(resolve_spec("amazon-mini", formats), formats, use_cache=False)
+    emb = shipped_embeddings(dataset, "all-MiniLM-L6-v2")
+    assert emb is not None, "amazon-mini ships its MiniLM embeddings"
+    scientific = np.flatnonzero(np.asarray(dataset.item_domain) == dataset.domains.index("Scientific"))[:n]
+    assert scientific.size == n
+    rows = np.concatenate([[0], scientific])
+    item_domain = np.zeros(n + 1, dtype=np.int64)
+    item_domain[0] = -1
+    return emb[rows].astype(np.float32), item_domain

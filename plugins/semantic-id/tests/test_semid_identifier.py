@@ -13,7 +13,8 @@ from mtrec.errors import ConfigError
 from mtrec_semantic_id.identifier import SemanticIdIdentifier, SemanticIdParams, disambiguate, group_sizes
 from semid_helpers import fake_run, synthetic_items
 
-TINY = dict(levels=3, codebook_size=8, latent_dim=4, hidden=[16], epochs=8, batch_size=32, kmeans_iters=5)
+TINY = dict(levels=3, codebook_size=8, latent_dim=4, hidden=[16], steps=24, kmeans_warmup_steps=4, batch_size=32,
+            kmeans_iters=5)
 
 
 def _fit(emb, dom, seed=0, **params):
@@ -61,10 +62,10 @@ def test_forced_collisions_get_the_extra_level_with_hand_checkable_tokens():
 
 def test_no_collision_no_extra_level_unless_asked():
     emb, dom = synthetic_items(n_domains=1, n_per_domain=8)
-    ident = _fit(emb, dom, levels=2, codebook_size=16, epochs=20)
+    ident = _fit(emb, dom, levels=2, codebook_size=16, steps=20)
     if ident.stats["collision_rate"] == 0:
         assert ident.levels_total == 2 and ident.vocab_size == 32
-    always = _fit(emb, dom, levels=2, codebook_size=16, epochs=20, collision="always-extra-level")
+    always = _fit(emb, dom, levels=2, codebook_size=16, steps=20, collision="always-extra-level")
     assert always.levels_total == 3 and always.vocab_size >= 33
     assert _unique_within_domains(always.tokens, dom)
 

@@ -144,3 +144,16 @@ def test_contrastive_switch_changes_the_loss_and_its_gradients():
     assert model.codebooks.grad.abs().sum() > 0  # reaches the codebooks ...
     assert model.encoder[0].weight.grad.abs().sum() > 0  # ... and, straight through, the encoder
     assert model.decoder[0].weight.grad is None or model.decoder[0].weight.grad.abs().sum() == 0
+
+
+def test_rescale_latent_preserves_the_auto_encoder():
+    torch.manual_seed(0)
+    x = torch.from_numpy(clustered(10, 4, 8)[0])
+    model = RQVAE(8, [16], 4, 1, 4)
+    with torch.no_grad():
+        before = model.decoder(model.encoder(x))
+        factor = model.rescale_latent(x, 3.0)
+        z = model.encoder(x)
+        after = model.decoder(z)
+    assert factor > 0 and abs(float(z.norm(dim=1).mean()) - 3.0) < 1e-4
+    assert torch.allclose(before, after, atol=1e-5)

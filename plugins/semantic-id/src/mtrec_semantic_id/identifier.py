@@ -1,5 +1,9 @@
 """The ``semantic-id`` item identifier: RQ-VAE codes of item text embeddings (GMC, TIGER).
 
+``method: residual-kmeans`` replaces the RQ-VAE by training-free residual k-means.  Every fit ends
+with a quality report (``quality.py``): codebook usage, collisions, neighbour agreement, and a loud
+warning when the identifier is degenerate.
+
 Token layout (``L`` = ``levels``, ``N`` = ``codebook_size``):
 
 * shared codebooks: level ``l`` code ``c`` -> token ``l * N + c``  (``0 <= token < L * N``);
@@ -17,17 +21,20 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import click
 import numpy as np
 import torch
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 
 from mtrec.components import Params
 from mtrec.errors import ConfigError
 
+from mtrec_semantic_id.quality import NEIGHBOURS, degeneracy, neighbour_agreement
+from mtrec_semantic_id.residual_kmeans import ResidualKMeans
 from mtrec_semantic_id.rqvae import RQVAE, TrainConfig, train_rqvae
 
 if TYPE_CHECKING:
@@ -35,29 +42,57 @@ if TYPE_CHECKING:
 
 FORMAT_VERSION = 1
 
+Quantizer = RQVAE | ResidualKMeans
+
+
+class DegenerateIdentifierWarning(UserWarning):
+    """The fitted identifier uses too few codes or lets too many items collide (see ``quality.py``)."""
+
+
+# The RQ-VAE budget when neither ``steps`` nor ``epochs`` is given (see the README, "Budget").
+DEFAULT_STEPS = 3000
+
 
 class SemanticIdParams(Params):
+    method: Literal["rqvae", "residual-kmeans"] = Field(
+        "rqvae", description="rqvae: the trained RQ-VAE (the paper); residual-kmeans: training-free PCA to "
+        "latent_dim then k-means on each level's residuals (no encoder, no contrastive loss).")
     levels: int = Field(4, ge=1, description="Codebook levels L (paper: 4).")
     codebook_size: int = Field(256, ge=2, description="Codes per level N (paper: 256).")
-    latent_dim: int = Field(32, ge=1, description="RQ-VAE latent dimension d (paper: 32).")
+    latent_dim: int = Field(32, ge=1, description="RQ-VAE latent dimension d (paper: 32); the PCA size of "
+                            "residual-kmeans.")
     hidden: list[int] = Field(default_factory=lambda: [512, 256, 128],
                               description="Hidden sizes of the MLP encoder (the decoder mirrors them).")
     beta: float = Field(0.25, ge=0, description="Commitment weight of Eq. 5 (paper: 0.25).")
     lr: float = Field(1e-3, gt=0, description="AdamW learning rate (paper: 1e-3).")
     weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay (paper: silent).")
-    batch_size: int = Field(1024, ge=2, description="Items per RQ-VAE step (paper: 1024).")
-    epochs: int = Field(100, ge=1, description="Passes over the items (paper: 10k on GPU; CPU default 100).")
+    batch_size: int = Field(1024, ge=2, description="Items per RQ-VAE step (paper: 1024); a smaller catalogue "
+                            "uses all its items per step.")
+    steps: int | None = Field(
+        None, ge=1, description=f"RQ-VAE budget in optimiser steps, the k-means warm-up included; wins over "
+        f"epochs. Unset: {DEFAULT_STEPS} steps, unless epochs is set.")
+    epochs: int | None = Field(
+        None, ge=1, description="Compatibility: a budget in passes over the items, used only when steps is "
+        "unset (a small catalogue then gets very few steps).")
+    kmeans_warmup_steps: int = Field(
+        200, ge=0, description="Steps that train the encoder/decoder on reconstruction alone before the "
+        "codebooks are k-means initialised on the encoder's output (0: initialise on the untrained encoder).")
     shared_codebooks: bool = Field(
         True, description="One RQ-VAE for all domains (False: one per domain, the ablation).")
     contrastive: bool = Field(True, description="Add the domain-aware contrastive loss (Eq. 6).")
-    contrastive_weight: float = Field(1.0, ge=0, description="Weight of Eq. 6 in Eq. 7 (paper: 1).")
-    contrastive_temperature: float = Field(1.0, gt=0, description="Divides the inner products of Eq. 6 (paper: 1).")
+    # Eq. 6's defaults depart from the paper's implicit weight 1 / raw dot / temperature 1, which on
+    # MiniLM embeddings costs a quarter of the within-domain neighbour agreement (README, "Choices").
+    contrastive_weight: float = Field(0.1, ge=0, description="Weight of Eq. 6 in Eq. 7 (paper: 1, implicitly).")
+    contrastive_temperature: float = Field(0.2, gt=0, description="Divides the similarities of Eq. 6 "
+                                           "(paper: none, i.e. 1).")
     contrastive_similarity: Literal["dot", "cosine"] = Field(
-        "dot", description="Inner product of Eq. 6 on raw (dot, the paper) or L2-normalised (cosine) z_hat.")
+        "cosine", description="Similarity of Eq. 6: inner product of L2-normalised z_hat (cosine) or of raw "
+        "z_hat (dot, the paper's as written).")
     kmeans_init: bool = Field(True, description="Initialise each level's codebook by k-means on its residuals.")
-    kmeans_iters: int = Field(20, ge=1)
+    kmeans_iters: int = Field(20, ge=1, description="Lloyd iterations of each k-means (initialisation and "
+                              "residual-kmeans).")
     dead_code_steps: int = Field(
-        50, ge=0, description="Every this many steps, codes unused since the last check move onto random "
+        50, ge=0, description="Codes unchosen for max(this, two passes over the items) steps move onto random "
         "current residuals (0: never).")
     standardize: bool = Field(True, description="Z-score each embedding dimension before the RQ-VAE.")
     text_model: str = Field("all-MiniLM-L6-v2", description="Sentence encoder: a registered name or a local folder.")
@@ -65,6 +100,22 @@ class SemanticIdParams(Params):
     collision: Literal["extra-level", "always-extra-level"] = Field(
         "extra-level", description="extra-level: append a disambiguation level when some items of a domain "
         "share all L codes; always-extra-level: append it even when none do (TIGER's layout).")
+
+    @field_validator("kmeans_warmup_steps")
+    @classmethod
+    def _warmup_inside_budget(cls, value: int, info: ValidationInfo) -> int:
+        steps = info.data.get("steps")
+        if steps is not None and value >= steps:
+            raise ValueError(f"must be below steps ({steps}): the warm-up is part of the step budget")
+        return value
+
+    def budget(self) -> tuple[int | None, int | None]:
+        """(steps, epochs) handed to the trainer: steps if set, else epochs if set, else DEFAULT_STEPS."""
+        if self.steps is not None:
+            return self.steps, None
+        if self.epochs is not None:
+            return None, self.epochs
+        return DEFAULT_STEPS, None
 
 
 # --------------------------------------------------------------------------- pure helpers
@@ -112,6 +163,20 @@ def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+def domain_purity(first_codes: np.ndarray, item_domain: np.ndarray) -> float:
+    """Share of items whose level-1 code's majority domain is their own (1: no code mixes domains).
+
+    How far shared codebooks keep domains apart (GMC §5.4.1), what Eq. 6 pushes towards.
+    """
+    if first_codes.size == 0:
+        return 0.0
+    pairs, counts = np.unique(np.stack([first_codes, item_domain], 1), axis=0, return_counts=True)
+    best = {}
+    for (code, _), count in zip(pairs.tolist(), counts.tolist()):
+        best[code] = max(best.get(code, 0), count)
+    return float(sum(best.values())) / first_codes.size
+
+
 def level_stats(codes: np.ndarray, codebook_size: int) -> tuple[float, float]:
     """(distinct codes used / N, perplexity exp(H)) of one level's codes."""
     if codes.size == 0:
@@ -136,9 +201,10 @@ class SemanticIdIdentifier:
         )
         self.codes: np.ndarray | None = None  # [n_items + 1, L] raw codes (row 0 zeros)
         self.tokens: np.ndarray | None = None  # [n_items + 1, L'] token ids
-        self.models: list[RQVAE] = []
+        self.models: list[Quantizer] = []
         self.norm: list[tuple[np.ndarray, np.ndarray]] = []  # per model: (mean, std) used to standardise
         self.stats: dict[str, float] = {}
+        self.quality_warnings: list[str] = []
         self.vocab_size = 0
         self.levels_total = 0
 
@@ -180,7 +246,11 @@ class SemanticIdIdentifier:
 
     def fit_embeddings(self, embeddings: np.ndarray, item_domain: np.ndarray, *, seed: int = 0,
                        device: torch.device | str = "cpu", progress: bool = False, echo: bool = True) -> None:
-        """Train the RQ-VAE(s) on ``embeddings`` ``[n_items + 1, D]`` (row 0 ignored) and assign tokens."""
+        """Fit the quantiser(s) on ``embeddings`` ``[n_items + 1, D]`` (row 0 ignored) and assign tokens.
+
+        Afterwards ``stats`` holds the quality report; a degenerate identifier is announced (a
+        :class:`DegenerateIdentifierWarning` and a ``warning:`` line) and recorded as ``degenerate: 1``.
+        """
         p = self.params
         started = time.perf_counter()
         embeddings = np.asarray(embeddings, dtype=np.float32)
@@ -194,6 +264,9 @@ class SemanticIdIdentifier:
         self.item_domain = item_domain.copy()
         device = torch.device(device)
         generator = torch.Generator().manual_seed(int(seed))
+        if p.method == "rqvae" and p.steps is not None and p.epochs is not None:
+            click.echo(f"semantic-id: identifier.params.epochs ({p.epochs}) is ignored: steps ({p.steps}) "
+                       "sets the RQ-VAE budget", err=True)
         groups = [np.arange(1, self.n_items + 1)] if p.shared_codebooks else [
             np.flatnonzero(item_domain == d) for d in range(len(self.domains))
         ]
@@ -201,43 +274,77 @@ class SemanticIdIdentifier:
         self.models, self.norm, history = [], [], []
         for g, items in enumerate(groups):
             if items.size == 0:
-                self.models.append(self._new_model(embeddings.shape[1], seed + g))
+                self.models.append(self._empty_model(embeddings.shape[1], seed + g))
                 self.norm.append((np.zeros(embeddings.shape[1], np.float32), np.ones(embeddings.shape[1], np.float32)))
                 continue
             x_np = embeddings[items]
             mean, std = self._norm_stats(x_np)
             self.norm.append((mean, std))
             x = torch.from_numpy((x_np - mean) / std).to(device)
-            dom = torch.from_numpy(item_domain[items]).to(device)
-            model = self._new_model(embeddings.shape[1], seed + g).to(device)
-            several_domains = np.unique(item_domain[items]).size > 1
-            cfg = TrainConfig(
-                epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay,
-                # Eq. 6 is identically 0 on a single domain (separate codebooks): skip it there
-                contrastive_weight=p.contrastive_weight if p.contrastive and several_domains else 0.0,
-                temperature=p.contrastive_temperature, similarity=p.contrastive_similarity,
-                kmeans_init=p.kmeans_init, kmeans_iters=p.kmeans_iters, dead_code_steps=p.dead_code_steps,
-            )
-            bar = None
-            if progress:
-                from tqdm.auto import tqdm
-
-                label = "rq-vae" if p.shared_codebooks else f"rq-vae:{self.domains[g]}"
-                bar = lambda total, label=label: tqdm(total=total, desc=label, unit="epoch")  # noqa: E731
-            history.append(train_rqvae(model, x, dom, cfg, generator=generator, progress=bar))
-            history[-1]["recon_mse"] = model.reconstruction_error(x)
+            label = "" if p.shared_codebooks else self.domains[g]
+            if p.method == "residual-kmeans":
+                model: Quantizer = ResidualKMeans.fit(x, dim=p.latent_dim, levels=p.levels,
+                                                      codebook_size=p.codebook_size, iters=p.kmeans_iters,
+                                                      generator=generator)
+                history.append({})
+            else:
+                dom = torch.from_numpy(item_domain[items]).to(device)
+                model, losses = self._fit_rqvae(x, dom, seed + g, generator, progress, label)
+                history.append(losses)
             codes[items] = model.codes(x).cpu().numpy()
             self.models.append(model.cpu())
         self._assign(codes)
         self._compute_stats(history, time.perf_counter() - started)
+        self._quality(embeddings, seed)
+        self.stats["fit_seconds"] = round(time.perf_counter() - started, 2)
         if echo:
             click.echo(self.summary(), err=True)
+
+    def _fit_rqvae(self, x: torch.Tensor, dom: torch.Tensor, seed: int, generator: torch.Generator,
+                   progress: bool, label: str) -> tuple[RQVAE, dict[str, float]]:
+        p = self.params
+        steps, epochs = p.budget()
+        model = self._new_model(x.shape[1], seed).to(x.device)
+        several_domains = torch.unique(dom).numel() > 1
+        cfg = TrainConfig(
+            steps=steps, epochs=epochs or 1, batch_size=p.batch_size, lr=p.lr, weight_decay=p.weight_decay,
+            # Eq. 6 is identically 0 on a single domain (separate codebooks): skip it there
+            contrastive_weight=p.contrastive_weight if p.contrastive and several_domains else 0.0,
+            temperature=p.contrastive_temperature, similarity=p.contrastive_similarity,
+            kmeans_init=p.kmeans_init, kmeans_iters=p.kmeans_iters, dead_code_steps=p.dead_code_steps,
+            kmeans_warmup_steps=p.kmeans_warmup_steps,
+        )
+        total = cfg.total_steps(x.shape[0])
+        if epochs is not None and cfg.kmeans_warmup_steps > total // 2:
+            # An epoch budget (steps is validated against the warm-up): keep old configs working, loudly.
+            cfg.kmeans_warmup_steps = total // 10
+            click.echo(f"semantic-id{':' + label if label else ''}: epochs={epochs} give only {total} RQ-VAE "
+                       f"steps on {x.shape[0]} items, so the k-means warm-up is cut to {cfg.kmeans_warmup_steps} "
+                       "steps; set identifier.params.steps instead", err=True)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            desc = f"rq-vae:{label}" if label else "rq-vae"
+            bar = lambda total, desc=desc: tqdm(total=total, desc=desc, unit="step")  # noqa: E731
+        losses = train_rqvae(model, x, dom, cfg, generator=generator, progress=bar)
+        losses["recon_mse"] = model.reconstruction_error(x)
+        return model, losses
 
     def _new_model(self, input_dim: int, seed: int) -> RQVAE:
         p = self.params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(seed))
             return RQVAE(input_dim, list(p.hidden), p.latent_dim, p.levels, p.codebook_size, p.beta)
+
+    def _empty_model(self, input_dim: int, seed: int) -> "Quantizer":
+        """The quantiser of a domain without items (separate codebooks): never used, but saved."""
+        p = self.params
+        if p.method == "residual-kmeans":
+            dim = min(p.latent_dim, input_dim)
+            return ResidualKMeans(torch.zeros(input_dim), torch.eye(input_dim)[:, :dim],
+                                  torch.zeros(p.levels, p.codebook_size, dim))
+        return self._new_model(input_dim, seed)
 
     def _norm_stats(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if not self.params.standardize:
@@ -295,32 +402,70 @@ class SemanticIdIdentifier:
         if p.shared_codebooks and self.n_items:
             _, cross_counts = np.unique(codes, axis=0, return_counts=True)
             stats["unique_codes_all_domains"] = round(float(len(cross_counts)) / n, 4)
+            if len(self.domains) > 1:
+                stats["domain_purity/L1"] = round(domain_purity(codes[:, 0], dom), 4)
         stats["levels_total"] = int(self.levels_total)
         stats["vocab_size"] = int(self.vocab_size)
         for key in ("recon", "rq", "dcl"):  # last epoch's mean loss terms (mean over models)
             values = [h[key] for h in history if key in h]
             if values:
                 stats[f"final_{key}"] = round(float(np.mean(values)), 6)
-        if history:
-            stats["recon_mse"] = round(float(np.mean([h["recon_mse"] for h in history])), 6)
-            stats["dead_code_resets"] = int(sum(h["dead_code_resets"] for h in history))
+        trained = [h for h in history if "recon_mse" in h]  # RQ-VAE fits (residual-kmeans trains nothing)
+        if trained:
+            stats["recon_mse"] = round(float(np.mean([h["recon_mse"] for h in trained])), 6)
+            stats["dead_code_resets"] = int(sum(h["dead_code_resets"] for h in trained))
+            stats["rqvae_steps"] = int(sum(h["steps"] for h in trained))
         stats["fit_seconds"] = round(seconds, 2)
         self.stats = stats
+
+    def _quality(self, embeddings: np.ndarray, seed: int) -> None:
+        """Neighbour agreement and the degeneracy check (see ``quality.py``), into ``stats``."""
+        p = self.params
+        dom = self.item_domain
+        overall, per_domain, chance = neighbour_agreement(embeddings, dom, self.codes[:, 0], seed=seed)
+        self.stats["neighbour_agreement/L1"] = round(overall, 4)
+        self.stats["neighbour_agreement_chance/L1"] = round(chance, 4)
+        for d, value in per_domain.items():
+            self.stats[f"neighbour_agreement/L1/{self.domains[d]}"] = round(value, 4)
+        if p.shared_codebooks:
+            groups = [("", self.n_items, *level_stats(self.codes[1:, 0], p.codebook_size))]
+        else:
+            groups = [(name, int((dom == d).sum()), *level_stats(self.codes[dom == d, 0], p.codebook_size))
+                      for d, name in enumerate(self.domains) if (dom == d).any()]
+        self.quality_warnings = degeneracy(
+            groups, codebook_size=p.codebook_size, levels=p.levels, n_items=self.n_items,
+            collision_rate=self.stats["collision_rate"], max_group=self.stats["max_collision_group"],
+        )
+        self.stats["degenerate"] = 1.0 if self.quality_warnings else 0.0
+        if self.quality_warnings:
+            message = f"semantic-id identifier is degenerate: {'; '.join(self.quality_warnings)} - {self._remedy()}"
+            click.echo(f"warning: {message}", err=True)
+            warnings.warn(message, DegenerateIdentifierWarning, stacklevel=3)
+
+    def _remedy(self) -> str:
+        p = self.params
+        if p.method == "residual-kmeans":
+            return "lower identifier.params.codebook_size or raise identifier.params.levels"
+        steps = int(self.stats.get("rqvae_steps", 0))
+        return (f"raise identifier.params.steps (this fit took {steps} RQ-VAE steps), or use "
+                "identifier.params.method=residual-kmeans")
 
     def metric_rows(self) -> list[dict[str, Any]]:
         """``stats`` as registry metric rows (stage ``identifier``, split ``fit``).
 
-        ``usage/L1`` -> name ``usage``, k 1, domain ``all``; ``collision_rate/Arts`` -> name
-        ``collision_rate``, domain ``Arts``; other keys -> domain ``all``.
+        The key's first part is the name; a later part ``L<k>`` is the level ``k``, any other part the
+        domain: ``usage/L1`` -> (usage, k 1, all), ``collision_rate/Arts`` -> (collision_rate, Arts),
+        ``neighbour_agreement/L1/Arts`` -> (neighbour_agreement, k 1, Arts).
         """
         rows = []
         for key, value in self.stats.items():
-            name, _, suffix = key.partition("/")
+            name, *parts = key.split("/")
             k, domain = None, "all"
-            if suffix.startswith("L") and suffix[1:].isdigit():
-                k = int(suffix[1:])
-            elif suffix:
-                domain = suffix
+            for part in parts:
+                if part.startswith("L") and part[1:].isdigit():
+                    k = int(part[1:])
+                else:
+                    domain = part
             rows.append({"stage": "identifier", "split": "fit", "domain": domain, "name": name, "k": k,
                          "value": float(value)})
         return rows
@@ -332,12 +477,16 @@ class SemanticIdIdentifier:
             f"L{l + 1}={s.get(f'usage/L{l + 1}', 0):.1%}/ppl {s.get(f'perplexity/L{l + 1}', 0):.0f}"
             for l in range(p.levels)
         )
+        how = "residual k-means" if p.method == "residual-kmeans" else f"RQ-VAE {s.get('rqvae_steps', 0)} steps"
         return (
-            f"semantic-id: {self.n_items} items, {'shared' if p.shared_codebooks else 'per-domain'} codebooks "
-            f"{p.levels}x{p.codebook_size}; usage {usage}; collisions {s.get('collision_rate', 0):.2%} of items "
+            ("DEGENERATE " if s.get("degenerate") else "")
+            + f"semantic-id: {self.n_items} items, {'shared' if p.shared_codebooks else 'per-domain'} codebooks "
+            f"{p.levels}x{p.codebook_size} ({how}); usage {usage}; "
+            f"collisions {s.get('collision_rate', 0):.2%} of items "
             f"(extra level needed by {s.get('extra_level_share', 0):.2%}, largest group "
             f"{s.get('max_collision_group', 0)}); {self.levels_total} tokens/item, vocab {self.vocab_size}; "
-            f"fit {s.get('fit_seconds', 0):.1f}s"
+            f"neighbour agreement@{NEIGHBOURS} {s.get('neighbour_agreement/L1', 0):.3f} "
+            f"(chance {s.get('neighbour_agreement_chance/L1', 0):.3f}); fit {s.get('fit_seconds', 0):.1f}s"
             + (f" (+ text embeddings {s['embed_seconds']:.1f}s)" if "embed_seconds" in s else "")
         )
 
@@ -358,7 +507,7 @@ class SemanticIdIdentifier:
         return torch.from_numpy(tokens[items].copy())
 
     def encode(self, embeddings: np.ndarray, domain: int = 0) -> np.ndarray:
-        """Codes ``[n, L]`` of new embeddings with the fitted RQ-VAE (``domain`` picks the per-domain one)."""
+        """Codes ``[n, L]`` of new embeddings with the fitted quantiser (``domain`` picks the per-domain one)."""
         g = 0 if self.params.shared_codebooks else int(domain)
         mean, std = self.norm[g]
         x = torch.from_numpy((np.asarray(embeddings, np.float32) - mean) / std)
@@ -371,16 +520,18 @@ class SemanticIdIdentifier:
         self._require_fitted()
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
+        # Tensors only, loaded back with weights_only=True (no pickle).
         atomic_torch_save(
             {"models": [m.state_dict() for m in self.models],
              "norm": [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in self.norm]},
-            directory / "rqvae.pt",
+            directory / self._weights_name(),
         )
         _atomic_npz(directory / "codes.npz", codes=self.codes, tokens=self.tokens, item_domain=self.item_domain)
         meta = {
             "format": FORMAT_VERSION, "identifier": "semantic-id", "n_items": self.n_items,
             "domains": self.domains, "vocab_size": self.vocab_size, "levels_total": self.levels_total,
             "params": self.params.model_dump(mode="json"), "stats": self.stats,
+            "quality_warnings": self.quality_warnings,
         }
         atomic_write_text(directory / "semantic_id.json", json.dumps(meta, indent=2))
 
@@ -418,16 +569,24 @@ class SemanticIdIdentifier:
         self.codes, self.tokens, self.item_domain = codes, tokens, item_domain
         self.vocab_size, self.levels_total = int(meta["vocab_size"]), int(meta["levels_total"])
         self.stats = dict(meta.get("stats", {}))
+        self.quality_warnings = list(meta.get("quality_warnings", []))
         self._rank = disambiguate(self.codes[1:], self.item_domain[1:])
-        state = torch.load(directory / "rqvae.pt", map_location="cpu", weights_only=True)
+        state = torch.load(directory / self._weights_name(), map_location="cpu", weights_only=True)
         self.models, self.norm = [], []
         for sd, (mean, std) in zip(state["models"], state["norm"]):
-            input_dim = sd["encoder.0.weight"].shape[1]
-            model = self._new_model(input_dim, 0)
-            model.load_state_dict(sd)
-            model.eval()
-            self.models.append(model)
+            self.models.append(self._model_from_state(sd))
             self.norm.append((mean.numpy(), std.numpy()))
+
+    def _weights_name(self) -> str:
+        return "residual_kmeans.pt" if self.params.method == "residual-kmeans" else "rqvae.pt"
+
+    def _model_from_state(self, sd: dict[str, torch.Tensor]) -> Quantizer:
+        if self.params.method == "residual-kmeans":
+            return ResidualKMeans.from_state_dict(sd)
+        model = self._new_model(sd["encoder.0.weight"].shape[1], 0)
+        model.load_state_dict(sd)
+        model.eval()
+        return model
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
