@@ -68,6 +68,12 @@ class Seq2SeqParams(Params):
         False, description="Train on both history views and report the losses as single/<domain> and "
                            "cross/<domain> (the `task-losses` capability that ntg-weighting reads).",
     )
+    history: Literal["tokens", "items"] = Field(
+        "tokens", description="Encoder input: every identifier token of every history item (tokens, the "
+                              "papers' flattened codes) or one position per item, the sum of its tokens' "
+                              "embeddings (items: L times shorter, a CPU-friendly deviation).",
+    )
+    label_smoothing: float = Field(0.0, ge=0, lt=1, description="Label smoothing of the token cross-entropy.")
 
 
 @dataclass
@@ -126,7 +132,8 @@ class Seq2Seq(GenerativeEncoder):
 
     # ------------------------------------------------------------------ inputs
     def encoder_inputs(self, history: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``[B, T]`` item ids (left-padded) -> input ids and attention mask ``[B, T*L (+1)]``."""
+        """``history: tokens``: ``[B, T]`` item ids (left-padded) -> input ids and attention mask
+        ``[B, T*L (+1)]``."""
         present = history > 0
         tokens = self.to_model_tokens(self.item_token_table[history])  # [B, T, L]
         ids = torch.where(present.unsqueeze(-1), tokens, torch.zeros_like(tokens)).flatten(1)
@@ -134,9 +141,40 @@ class Seq2Seq(GenerativeEncoder):
         if self.domain_prompt:
             ids = torch.cat([ids, (FIRST_DOMAIN_TOKEN + domain).unsqueeze(1)], dim=1)
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-        else:  # an empty history still attends to one (padding) position: no all-masked rows
-            mask = torch.cat([mask[:, :-1], mask[:, -1:] | ~present.any(dim=1, keepdim=True)], dim=1)
-        return ids, mask.long()
+        return ids, _attend_somewhere(mask, present, self.domain_prompt).long()
+
+    def item_embeddings(self, history: torch.Tensor, domain: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``history: items``: ``[B, T]`` item ids -> one input vector per item, the sum of its
+        identifier tokens' embeddings (the model's shared token table), and the mask ``[B, T (+1)]``."""
+        present = history > 0
+        table = self.t5.get_input_embeddings().weight
+        tokens = self.to_model_tokens(self.item_token_table[history])  # [B, T, L]
+        embeds = F.embedding(tokens, table).sum(dim=2) * present.unsqueeze(-1).to(table.dtype)
+        mask = present
+        if self.domain_prompt:
+            embeds = torch.cat([embeds, F.embedding(FIRST_DOMAIN_TOKEN + domain, table).unsqueeze(1)], dim=1)
+            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        return embeds, _attend_somewhere(mask, present, self.domain_prompt).long()
+
+    def encoder_arguments(self, history: torch.Tensor, domain: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The T5 encoder's keyword inputs for a batch of histories, in the configured ``history``
+        encoding, without the leading columns no row attends to.  Dropping them is exact (they are
+        masked, and T5's relative position bias depends on distances only) and is most of what
+        makes a batch of short histories cheap."""
+        history = history[:, _first_used_column(history > 0):]
+        if self.params.history == "items":
+            embeds, mask = self.item_embeddings(history, domain)
+            start = _first_used_column(mask)
+            return {"inputs_embeds": embeds[:, start:], "attention_mask": mask[:, start:]}
+        ids, mask = self.encoder_inputs(history, domain)
+        start = _first_used_column(mask)
+        return {"input_ids": ids[:, start:], "attention_mask": mask[:, start:]}
+
+    def example_lengths(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Encoder positions each training example really uses (the trainer batches similar
+        lengths together, so trimmed batches stay short)."""
+        items = (tensors["history"] > 0).sum(dim=1)
+        return items if self.params.history == "items" else items * self.code_length
 
     def _history(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return batch["history_cross"] if self.params.view == "cross" else batch["history"]
@@ -187,25 +225,21 @@ class Seq2Seq(GenerativeEncoder):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> DomainLoss:
         history, target = batch["history"], batch["target"]
-        domain = self.item_domain[target]
-        ids, mask = self.encoder_inputs(history, domain)
+        encoder = self.encoder_arguments(history, self.item_domain[target])
         labels = self.item_token_table[target]  # [B, L] identifier tokens
-        logits = self.t5(
-            input_ids=ids, attention_mask=mask, decoder_input_ids=self._decoder_inputs(labels), use_cache=False
-        ).logits
+        logits = self.t5(**encoder, decoder_input_ids=self._decoder_inputs(labels), use_cache=False).logits
         token_ce = F.cross_entropy(
-            logits.float().flatten(0, 1), self.to_model_tokens(labels).flatten(), reduction="none"
+            logits.float().flatten(0, 1), self.to_model_tokens(labels).flatten(), reduction="none",
+            label_smoothing=self.params.label_smoothing,
         ).view(labels.shape)
         return self.domain_losses(token_ce.mean(dim=1), target, batch.get("task"))
 
     # ------------------------------------------------------------------ decoding contract
     def encode(self, batch: dict[str, torch.Tensor]) -> Seq2SeqState:
-        ids, mask = self.encoder_inputs(self._history(batch), batch["domain"])
-        # Left padding: drop leading columns that no row attends to (exact: they are masked).
-        start = int(torch.argmax(mask.any(dim=0).to(torch.int8)))
-        ids, mask = ids[:, start:], mask[:, start:]
-        hidden = self.t5.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
-        return Seq2SeqState(hidden, mask, torch.arange(ids.shape[0], device=ids.device))
+        encoder = self.encoder_arguments(self._history(batch), batch["domain"])
+        mask = encoder["attention_mask"]
+        hidden = self.t5.encoder(**encoder).last_hidden_state
+        return Seq2SeqState(hidden, mask, torch.arange(mask.shape[0], device=mask.device))
 
     def select_state(self, state: Seq2SeqState, index: torch.Tensor) -> Seq2SeqState:
         rows = state.rows[index]
@@ -231,8 +265,6 @@ class Seq2Seq(GenerativeEncoder):
         )
         return out.logits
 
-
-
     def next_token_logits(self, state: Seq2SeqState, prefix: torch.Tensor) -> torch.Tensor:
         start = torch.full((prefix.shape[0], 1), PAD, dtype=torch.long, device=prefix.device)
         decoder_ids = torch.cat([start, self.to_model_tokens(prefix)], dim=1)
@@ -256,6 +288,20 @@ class Seq2Seq(GenerativeEncoder):
 
     def sequence_logits(self, state: Seq2SeqState, tokens: torch.Tensor) -> torch.Tensor:
         return self._identifier_logits(self._decode(state, self._decoder_inputs(tokens), None))
+
+
+def _attend_somewhere(mask: torch.Tensor, present: torch.Tensor, prompted: bool) -> torch.Tensor:
+    """Without a prompt token an empty history would be an all-masked row (NaN attention): let it
+    attend to its last (padding) position instead."""
+    if prompted:
+        return mask
+    return torch.cat([mask[:, :-1], mask[:, -1:] | ~present.any(dim=1, keepdim=True)], dim=1)
+
+
+def _first_used_column(mask: torch.Tensor) -> int:
+    """Index of the first column some row uses (left padding before it is dead weight)."""
+    used = mask.any(dim=0)
+    return int(torch.argmax(used.to(torch.int8))) if bool(used.any()) else max(mask.shape[1] - 1, 0)
 
 
 @functools.lru_cache(maxsize=None)

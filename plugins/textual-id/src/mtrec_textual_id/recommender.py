@@ -302,6 +302,10 @@ def build_idgenrec_seq2seq(params: IdGenRecParams, run: "RunContext") -> IdGenRe
     identifier = run.identifier
     if identifier is None:
         raise ConfigError("encoder 'idgenrec-seq2seq' needs a fitted identifier (run.identifier is not set)")
+    if params.history != "tokens":
+        # IDGenRec's input is a text prompt with the history's IDs written into it, token by token
+        raise ConfigError("encoder.params.history: 'idgenrec-seq2seq' reads a prompt of ID tokens; only "
+                          "history=tokens is possible")
     domains = torch.as_tensor(run.dataset.item_domain)
     vocab = getattr(identifier, "vocab", None)
     if isinstance(vocab, PieceVocab):  # textual-id: prompts and IDs share its word-piece vocabulary
