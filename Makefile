@@ -18,10 +18,10 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	$(VENV)/bin/python -m pip install -q -e . $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
-# The demo runs the recipe's --quick profile (about a minute on a 2-core CPU); drop --quick for
-# the recipe's full configuration.
+# The demo runs gmc's CPU-sized defaults (about five minutes on a 2-core CPU, a model that learns);
+# add --quick for a one-minute pipeline check.
 demo: $(STAMP)
-	$(VENV)/bin/mtrec run --plugin gmc --quick --name demo
+	$(VENV)/bin/mtrec run --plugin gmc --name demo
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q

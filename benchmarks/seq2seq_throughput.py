@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchkit import WORK_ROOT, log, machine_info
+from benchkit import BENCHMARKS_MD, WORK_ROOT, log, machine_info, write_section
 
 RESULTS = WORK_ROOT / "seq2seq_throughput.json"
 
@@ -64,9 +64,12 @@ def measure(overrides: list[str], steps: int, threads: int) -> dict:
     batch_size = cfg.batch_size
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, foreach=True)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
-    batches = _batches(model, tensors, order, batch_size)
+    batches = _batches(model, tensors, order, batch_size, getattr(cfg, "length_buckets", False))
     done, seconds = 0, 0.0
-    for i, idx in enumerate(batches[: steps + 2]):
+    # a seeded sample of the epoch's batches: bucketed batches come in random length order
+    picks = torch.randperm(len(batches), generator=torch.Generator().manual_seed(1))[: steps + 2].tolist()
+    batches = [batches[i] for i in picks]
+    for i, idx in enumerate(batches):
         batch = {k: v[idx] for k, v in tensors.items()}
         start = time.perf_counter()
         loss = combine(model.loss(batch))
@@ -87,13 +90,13 @@ def combine(loss) -> torch.Tensor:
     return combine_by_count(loss)
 
 
-def _batches(model, tensors: dict, order: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+def _batches(model, tensors: dict, order: torch.Tensor, batch_size: int, bucket: bool) -> list[torch.Tensor]:
     """The trainer's batches for this epoch order (length-bucketed where the trainer buckets)."""
     try:
         from mtrec.training.batching import epoch_batches
     except ImportError:  # before length bucketing existed: plain consecutive slices
         return [order[s : s + batch_size] for s in range(0, order.numel(), batch_size)]
-    return epoch_batches(model, tensors, order, batch_size, generator=torch.Generator().manual_seed(0))
+    return epoch_batches(model, tensors, order, batch_size, torch.Generator().manual_seed(0), bucket=bucket)
 
 
 def main() -> None:
@@ -117,6 +120,30 @@ def main() -> None:
     if args.write:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2))
+        write_section(BENCHMARKS_MD, "seq2seq-throughput", report(results[args.label], args.label))
+
+
+def report(rows: list[dict], label: str) -> str:
+    base = rows[0]["examples_per_s"]
+    m = rows[0]["machine"]
+    lines = [
+        "## seq2seq training throughput (CPU)",
+        "",
+        f"`python benchmarks/seq2seq_throughput.py` ({label}, {rows[0]['when']}): the `gmc` recipe's CPU T5 "
+        f"({rows[0]['parameters']:,} parameters), batch {rows[0]['batch_size']}, full AdamW steps on "
+        f"{rows[0]['steps']} seeded batches of one epoch of the bundled data ({rows[0]['train_examples']:,} "
+        f"examples, stand-in codes of gmc's shape), {rows[0]['threads']} thread, {m['cpu']} "
+        f"({m['cores']} cores), torch {m['torch']}. All rows ran one after another in one process "
+        "launch each, at the same load. The first row is the computation before length buckets and "
+        "`history: items` existed (flattened codes padded to the batch's longest history); the first rows share one model, a row that changes the model's size is a different model.",
+        "",
+        "| configuration (over the recipe) | examples/s | vs first row |",
+        "|---|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(f"| `{' '.join(row['overrides']) or '(recipe defaults)'}` | {row['examples_per_s']:.0f} | "
+                     f"{row['examples_per_s'] / base:.1f}x |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
