@@ -17,8 +17,9 @@ from mtrec.config import TrainingConfig, resolve
 from mtrec.engine import execute_run
 from mtrec.plugins import Plugins
 from mtrec.training import distributed as D
-from mtrec.training.stage import DomainLoss, Stage
+from mtrec.training.stage import Stage
 from ops_helpers import TINY_SETTINGS, write_tiny_dataset
+from test_distributed import Linear  # the exact-step model the gloo DDP tests use
 
 pytestmark = [
     pytest.mark.cuda,
@@ -100,24 +101,6 @@ def test_compiled_training_matches_eager(spec, tmp_path):
             assert compiled.test.metrics[domain][metric] == pytest.approx(value, abs=0.05), (domain, metric)
 
 
-class _Linear(nn.Module):
-    """y = w.x + b with a mean-squared loss (the encoder protocol's ``train_tensors`` and ``loss``)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.layer = nn.Linear(4, 1)
-
-    def train_tensors(self, run, domains):
-        g = torch.Generator().manual_seed(1)
-        x = torch.randn(64, 4, generator=g)
-        return {"x": x, "y": x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(64, generator=g)}
-
-    def loss(self, batch):
-        mse = ((self.layer(batch["x"]).squeeze(-1) - batch["y"]) ** 2).mean()
-        return DomainLoss({"all": mse}, {"all": batch["x"].shape[0]})
-
-
 def _train_linear(run_dir: Path, device: torch.device) -> tuple[dict, list[float]]:
     from mtrec.training.trainer import train_stage
 
@@ -127,7 +110,7 @@ def _train_linear(run_dir: Path, device: torch.device) -> tuple[dict, list[float
         seed=3, run_dir=run_dir, autocast=False, progress=False, stage_counter=lambda: next(counter),
         log_metrics=lambda rows: None, checkpoint_path=lambda name: run_dir / f"{name}.pt",
     )
-    model = _Linear()
+    model = Linear()
     result = train_stage(run, model, Stage(name="fit", domains=[0], validate=False))
     return {k: v.detach().cpu() for k, v in model.state_dict().items()}, [h["loss"] for h in result.history]
 
