@@ -134,21 +134,26 @@ def test_constant_without_warmup_is_a_fixed_lr_and_no_scheduler(tmp_path, monkey
     assert lrs == pytest.approx([0.0, 0.0125, 0.025, 0.0375] + [0.05] * 8)
 
 
+def kill_after_checkpoint(monkeypatch, epoch: int) -> None:
+    """The process "dies" right after the resume checkpoint of ``epoch`` is written."""
+    original = trainer._save_last
+
+    def die(path, model, optimizer, stage, state):
+        original(path, model, optimizer, stage, state)
+        if state["epoch"] == epoch:
+            raise KeyboardInterrupt("killed")
+
+    monkeypatch.setattr(trainer, "_save_last", die)
+
+
 def test_resume_with_a_cosine_schedule_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     settings = dict(lr_schedule="cosine", warmup_steps=2, epochs=4)
     whole, _ = fit(fake_run(tmp_path / "whole", **settings))
 
-    original = trainer._save_last
-
-    def die_after_epoch_2(path, model, optimizer, stage, state):
-        original(path, model, optimizer, stage, state)
-        if state["epoch"] == 2:
-            raise KeyboardInterrupt("killed")
-
-    monkeypatch.setattr(trainer, "_save_last", die_after_epoch_2)
+    kill_after_checkpoint(monkeypatch, epoch=2)
     with pytest.raises(KeyboardInterrupt):
         fit(fake_run(tmp_path / "cut", **settings))
-    monkeypatch.setattr(trainer, "_save_last", original)
+    monkeypatch.undo()  # alive again: the resumed run checkpoints normally
     last = load_checkpoint(step_paths(tmp_path / "cut", stage_key(1, "fit"))[1])
     assert last["epoch"] == 2 and last["scheduler"]["last_epoch"] == 8  # 2 epochs x 4 steps
 
@@ -221,14 +226,7 @@ def test_epoch_0_is_neither_redone_nor_logged_twice_after_a_resume(tmp_path, mon
 
     run = fake_run(tmp_path / "cut", metric=distance_from(start))
     if kill == "after-checkpoint":  # killed right after epoch 0's checkpoint and registry rows
-        original = trainer._save_last
-
-        def die(path, model, optimizer, stage, state):
-            original(path, model, optimizer, stage, state)
-            if state["epoch"] == 1:
-                raise KeyboardInterrupt("killed")
-
-        monkeypatch.setattr(trainer, "_save_last", die)
+        kill_after_checkpoint(monkeypatch, epoch=1)
     else:  # killed between epoch 0's checkpoint and its registry rows
 
         def die(rows):

@@ -164,11 +164,9 @@ class Seq2Seq(GenerativeEncoder):
         history = history[:, _first_used_column(history > 0):]
         if self.params.history == "items":
             embeds, mask = self.item_embeddings(history, domain)
-            start = _first_used_column(mask)
-            return {"inputs_embeds": embeds[:, start:], "attention_mask": mask[:, start:]}
+            return {"inputs_embeds": embeds, "attention_mask": mask}
         ids, mask = self.encoder_inputs(history, domain)
-        start = _first_used_column(mask)
-        return {"input_ids": ids[:, start:], "attention_mask": mask[:, start:]}
+        return {"input_ids": ids, "attention_mask": mask}
 
     def example_lengths(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Encoder positions each training example really uses (the trainer batches similar
