@@ -7,7 +7,7 @@ TORCH  ?= torch==2.13.0
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 STAMP  := $(VENV)/.mtrec-installed
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test test-fast clean
 
 setup: $(STAMP)
 
@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
 	$(VENV)/bin/python -m pip install -q $(TORCH)
-	$(VENV)/bin/python -m pip install -q -e . $(foreach p,$(PLUGINS),-e $(dir $(p)))
+	$(VENV)/bin/python -m pip install -q -e ".[ui,test]" $(foreach p,$(PLUGINS),-e $(dir $(p)))
 	touch $(STAMP)
 
 # The demo runs gmc's CPU-sized defaults (about five minutes on a 2-core CPU, a model that learns);
@@ -23,8 +23,14 @@ $(STAMP): pyproject.toml $(PLUGINS)
 demo: $(STAMP)
 	$(VENV)/bin/mtrec run --plugin gmc --name demo
 
+# The full suite, the slow end-to-end tests included: what CI runs (.ci/run).
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# The inner loop: everything but the tests marked `slow` (whole runs, fresh venvs, torchrun; the
+# marker is registered in pyproject.toml).  A few minutes on a 2-core CPU; `make test` before pushing.
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

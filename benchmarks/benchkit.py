@@ -102,7 +102,8 @@ def mtrec_run_command(args: list[str], registry: Path, metrics: Path, overrides:
 def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict) -> dict:
     """Run one ``mtrec run`` subprocess (its log, command and metrics under ``run_dir``), sampling
     the load; exit with the log's tail if it fails.  Returns the metrics JSON the run wrote, plus
-    ``wall_s``, ``load``, ``started`` and ``finished``."""
+    ``wall_s``, ``cpu_s`` (the run's own user + system CPU seconds), ``load``, ``started`` and
+    ``finished``."""
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics = Path(cmd[cmd.index("--metrics-json") + 1])
     metrics.unlink(missing_ok=True)
@@ -111,13 +112,17 @@ def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict) -> dict:
     started = dt.datetime.now()
     with LoadSampler() as load, open(run_dir / "stdout.log", "w", encoding="utf-8") as out:
         t0 = time.perf_counter()
-        rc = subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT).returncode
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # wait4 gives this child's own CPU time, even when other runs go on beside it
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = rc = os.waitstatus_to_exitcode(status)
         wall = time.perf_counter() - t0
     if rc != 0:
         tail = (run_dir / "stdout.log").read_text(encoding="utf-8", errors="replace")[-3000:]
         raise SystemExit(f"{label} failed (exit {rc}):\n{tail}")
     result = json.loads(metrics.read_text(encoding="utf-8"))
-    return {**result, "wall_s": wall, "load": load.summary(), "started": started.isoformat(timespec="seconds"),
+    return {**result, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "load": load.summary(),
+            "started": started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now().isoformat(timespec="seconds")}
 
 

@@ -162,7 +162,7 @@ def beam_throughput(work: Path, run_id: str, device: str, beam: int, max_users: 
 
     torch.set_num_threads(threads)
     os.environ["MTREC_HOME"] = str(work / "home")
-    registry = open_registry(f"sqlite:///{work / 'registry.db'}")
+    registry = open_registry(f"sqlite:///{work / 'registry.db'}", runs_root=work / "home" / "runs")
     run, models = load_run(registry, run_id, get_plugins(), device=device)
     decoder = run.decoder
     if hasattr(decoder, "params") and hasattr(decoder.params, "beam_size"):

@@ -57,12 +57,12 @@ def without_lora(run_dir: Path) -> dict:
     kept = run_dir / "without-lora.json"
     if kept.exists():
         return json.loads(kept.read_text())
-    registry = open_registry(f"sqlite:///{run_dir / 'registry.db'}")
+    registry = open_registry(f"sqlite:///{run_dir / 'registry.db'}", runs_root=run_dir.parent / "home" / "runs")
     run_id = registry.list_runs()[0]["id"]
     run, adapted = load_run(registry, run_id, get_plugins())
     run.config.evaluation.valid_max_users = None
     base = run.build_encoder()
-    base.load_state_dict(torch.load(registry.artifact_path(run_id, "models") / "base.pt", map_location="cpu"))
+    base.load_state_dict(torch.load(registry.artifact_path(run_id, "models") / "base.pt", map_location="cpu", weights_only=True))
     base.eval()
     out = {}
     for label, models in (("unified", {d: base for d in adapted}), ("lora", adapted)):

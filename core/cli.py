@@ -147,8 +147,19 @@ def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registr
     main_rank = os.environ.get("RANK", "0") == "0"  # under torchrun only rank 0 touches the registry
     registry = None if no_registry or not main_rank else _open_registry(registry_url)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    with _epoch_log(enabled=not show_progress):
-        outcome = execute_run(resolved, plugins, registry=registry, progress=show_progress, resume=resume_id)
+    try:
+        with _epoch_log(enabled=not show_progress):
+            outcome = execute_run(resolved, plugins, registry=registry, progress=show_progress, resume=resume_id)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (the engine turns it into an interruption)
+        import signal
+
+        signum = getattr(exc, "signum", signal.SIGINT)
+        rid, folder = getattr(exc, "run_id", None), getattr(exc, "run_dir", None)
+        how = str(exc) or "interrupted (Ctrl-C)"
+        if rid is not None and folder is not None and Path(folder).is_dir():
+            how += f"; run {rid} can continue: mtrec run --resume {rid}"
+        click.secho(f"{how}", fg="yellow", err=True)
+        raise SystemExit(128 + int(signum)) from None
     if not main_rank:
         return
     click.echo(format_report(outcome.test))
@@ -203,8 +214,10 @@ def plugins() -> None:
 @plugins.command("list")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def plugins_list(fmt: str) -> None:
-    """List loaded plugins (and those that failed to load, with their error)."""
-    infos = list(_plugins().infos.values())
+    """List loaded plugins (and those that failed to load or to register, with their error)."""
+    loaded = _plugins()
+    loaded.check_registrations()  # a plugin whose registration hook fails is listed FAILED, not ok
+    infos = list(loaded.infos.values())
     if fmt == "json":
         click.echo(json.dumps([i.__dict__ | {"traceback": None} for i in infos], indent=2, default=str))
         return
@@ -331,3 +344,14 @@ def _attach_registry_cli() -> None:
 
 
 _attach_registry_cli()
+
+
+def _attach_ui_cli() -> None:
+    try:
+        from mtrec.registry.ui.command import ui  # imports no web library until `mtrec ui` runs
+    except ImportError:
+        return
+    main.add_command(ui)
+
+
+_attach_ui_cli()

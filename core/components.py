@@ -19,6 +19,7 @@ all of this before any work starts and names the part that is missing what.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
 
@@ -31,6 +32,37 @@ if TYPE_CHECKING:
 
 KINDS = ("identifier", "encoder", "transfer", "decoder")
 Kind = Literal["identifier", "encoder", "transfer", "decoder"]
+
+
+class Capability(str, Enum):
+    """The capabilities whose contract the core defines, for ``provides`` / ``requires``.
+
+    A member *is* its string (``Capability.SCORES == "scores"``, same hash, prints as ``scores``),
+    so components that declare plain strings and components that use these members meet in one
+    check.  A plugin's own capabilities (e.g. ``training-free``) stay plain strings of its own.
+    """
+
+    TOKENS = "tokens"  # identifier: item_tokens() -> [n_items + 1, L]
+    TRIE = "trie"  # identifier: domain_tokens(run, d) for prefix-trie decoding
+    DISCRIMINATIVE = "discriminative"  # encoder family: scores candidate items
+    GENERATIVE = "generative"  # encoder family: generates identifier tokens (trie-beam)
+    SCORES = "scores"  # encoder: score(batch, candidates) -> [B, C] (what topk requires)
+    EMBEDDINGS = "embeddings"  # encoder: item ID embeddings others may read/write (mtrec.embeddings)
+    TASK_LOSSES = "task-losses"  # encoder: DomainLoss keyed "single/<d>" and "cross/<d>" (training/stage.py)
+    LOSS_WEIGHTING = "loss-weighting"  # transfer: combiner(run, model, domains) others may borrow
+
+    def __str__(self) -> str:  # "scores", not "Capability.SCORES" (messages, generated docs)
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+# What a discriminative encoder provides (the built-in sasrec): its family, `scores` (what the
+# `topk` decoder requires) and `embeddings`; an encoder that can stand in for sasrec declares it too.
+DISCRIMINATIVE_ENCODER: frozenset[str] = frozenset(
+    {Capability.DISCRIMINATIVE, Capability.SCORES, Capability.EMBEDDINGS}
+)
 
 
 class Params(BaseModel):

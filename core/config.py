@@ -60,11 +60,17 @@ class TrainingConfig(Section):
     eval_every: int = Field(1, ge=1, description="Validate every N epochs.")
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
     max_grad_norm: float | None = Field(None, gt=0)
-    lr_schedule: Literal["constant", "linear", "cosine"] = Field(
+    lr_schedule: Literal["constant", "linear", "cosine", "plateau"] = Field(
         "constant",
         description="Learning rate over a stage's optimizer steps (transformers' schedules): constant, or decaying "
         "linearly / along a half cosine to 0 at the end of the stage's planned epochs (epochs x batches per epoch; "
-        "early stopping ends it sooner).",
+        "early stopping ends it sooner), or `plateau`: constant until validation stops improving, then multiplied "
+        "by lr_decay_factor after every lr_decay_patience epochs without a new best (for stages that train to "
+        "early stopping rather than to a planned epoch count).",
+    )
+    lr_decay_factor: float = Field(0.5, gt=0, lt=1, description="lr_schedule=plateau: the lr's multiplier on a plateau.")
+    lr_decay_patience: int = Field(
+        1, ge=1, description="lr_schedule=plateau: validations without a new best before each lr decay."
     )
     warmup_steps: int = Field(
         0, ge=0,
@@ -254,10 +260,58 @@ def validate(catalogue: Catalogue, merged: dict[str, Any]) -> ResolvedConfig:
         choice.params = params[kind].model_dump(mode="json")
         components[kind] = component
     catalogue.check_compatible(components, params)
+    check_identifier_is_used(catalogue, components)
     for k in config.evaluation.ks:
         if k < 1:
             raise ConfigError(f"evaluation.ks: every k must be >= 1, got {k}")
+    check_select_metric(config)
     return ResolvedConfig(config, components, params)
+
+
+# The identifier that is the item index itself: nothing to fit, and every encoder that embeds
+# item ids consumes it implicitly.  Any other identifier must be used by a part that declares it.
+ITEM_INDEX_IDENTIFIER = "atomic"
+
+
+def check_identifier_is_used(catalogue: Catalogue, components: dict[str, Component]) -> None:
+    """Refuse an identifier that would be fitted and then ignored.
+
+    A part consumes the identifier when it declares so: ``requires={"identifier": ...}`` (e.g.
+    the ``seq2seq`` encoder needs its ``tokens``, ``trie-beam`` its ``trie``).  When no part does,
+    the encoder reads item indices and only the item-index identifier makes sense.
+    """
+    identifier = components["identifier"]
+    if identifier.name == ITEM_INDEX_IDENTIFIER:
+        return
+    if any("identifier" in components[kind].requires for kind in KINDS if kind != "identifier"):
+        return
+    users = sorted(c.name for c in catalogue.components["encoder"].values() if "identifier" in c.requires)
+    hint = f", or choose an encoder that consumes identifier tokens ({', '.join(users)})" if users else ""
+    raise ConfigError(
+        f"identifier.name: identifier {identifier.name!r} would be fitted and then ignored: encoder "
+        f"{components['encoder'].name!r} reads item indices (it requires nothing of the identifier), and neither "
+        f"transfer {components['transfer'].name!r} nor decoder {components['decoder'].name!r} uses one; "
+        f"set identifier.name={ITEM_INDEX_IDENTIFIER}{hint}"
+    )
+
+
+def validation_metrics(config: RunConfig) -> list[str]:
+    """The metric names a validation pass reports (what ``training.select_metric`` may name)."""
+    ev = config.evaluation
+    names = [f"{m}@{k}" for m in ("ndcg", "recall") for k in sorted(set(ev.ks))] + ["mrr"]
+    if ev.protocol == "sampled":
+        names += ["auc", "pooled_auc", "gauc"]
+    return names
+
+
+def check_select_metric(config: RunConfig) -> None:
+    known = validation_metrics(config)
+    metric = config.training.select_metric
+    if metric not in known:
+        raise ConfigError(
+            f"training.select_metric: {metric!r} is not a metric validation reports; choose one of "
+            f"{', '.join(known)} (evaluation.ks sets the @K values, evaluation.protocol=sampled adds the AUCs)"
+        )
 
 
 def flat_config(config: BaseModel | dict[str, Any], prefix: str = "") -> dict[str, Any]:

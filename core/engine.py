@@ -1,8 +1,14 @@
 """One ``mtrec run``, start to finish.
 
-    config resolved ─► dataset loaded (cached) ─► registry run opened ─► identifier fitted
-    (or reused from an earlier run) ─► transfer strategy trains its stages (validation only)
-    ─► test split scored once ─► models, identifier and metrics recorded ─► report
+    config resolved ─► dataset loaded (cached) ─► run checked (domains, run folder writable,
+    identifier source) ─► registry run opened and tracked ─► identifier fitted (or reused from an
+    earlier run) ─► transfer strategy trains its stages (validation only) ─► test split scored once
+    ─► models, identifier and metrics recorded ─► report
+
+A run refused by a check leaves nothing behind (no registry row, no run folder); once the
+registry row exists, any failure records it ``failed``, and Ctrl-C or SIGTERM ``interrupted``
+(the engine turns SIGTERM into :class:`RunInterrupted`, a KeyboardInterrupt, registry or not, so
+``mtrec_on_run_end`` hooks always hear how a run ended).
 
 Under ``torchrun`` every rank runs this whole function (see :mod:`mtrec.training.distributed`):
 rank 0 alone opens the registry run, writes the run folder and calls lifecycle hooks; the run id
@@ -19,10 +25,12 @@ import atexit
 import json
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
 import time
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,7 +46,15 @@ from mtrec.paths import data_dir
 from mtrec.plugins import Plugins
 from mtrec.run_context import RunContext
 from mtrec.training import distributed as D
-from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text, load_checkpoint, rng_state, set_rng_state, step_paths
+from mtrec.training.checkpoint import (
+    atomic_torch_save,
+    atomic_write_text,
+    load_checkpoint,
+    read_json,
+    rng_state,
+    set_rng_state,
+    step_paths,
+)
 from mtrec.training.device import pick_device, seed_everything
 
 IDENTIFIER_STEP = "000-identifier"
@@ -114,78 +130,145 @@ def _execute(resolved: ResolvedConfig, plugins: Plugins, *, registry: Any, progr
     config = resolved.config
     device = pick_device(config.device)
     dataset = load_run_dataset(resolved, plugins, progress)
+    run_id = resume or D.broadcast_object(new_run_id())
+    run_dir = runs_root(output_root) / run_id
 
-    with ExitStack() as stack:
-        if resume:
-            run_id = resume
-            run_dir = runs_root(output_root) / run_id
-            if D.is_main():
-                stack.enter_context(run_lock(run_dir, run_id))
-                check_resumable(run_dir, dataset)
-                if registry is not None:
-                    registry.resume_run(run_id)
-        else:
-            run_id = new_run_id()
-            check_identifier_source(registry, config, dataset)
+    try:
+        with ExitStack() as stack:
+            # SIGTERM ends a run like Ctrl-C (hooks and the registry hear "interrupted"), with or
+            # without a registry.
+            stack.enter_context(sigterm_interrupts())
+            # Everything the run needs is checked before the registry hears of it: a refused run
+            # leaves no registry row and no run folder.
+            if resume:
+                if D.is_main():
+                    stack.enter_context(run_lock(run_dir, run_id))
+                    check_resumable(run_dir, dataset)
+                    if not step_paths(run_dir, IDENTIFIER_STEP)[0].is_file():
+                        check_identifier_source(registry, config, dataset)
+            elif D.is_main():
+                check_identifier_source(registry, config, dataset)
+                writable_folder(runs_root(output_root), shown=run_dir)
+            run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id,
+                             progress=progress)  # refuses unknown domains
             if registry is not None:
-                run_id = registry.start_run(
-                    run_id=run_id, name=config.name, recipe=config.recipe, config=config.model_dump(mode="json"),
-                    config_hash=config.config_hash(), seed=config.seed, device=str(device),
-                    dataset_name=dataset.name, dataset_spec=dataset.spec, dataset_fingerprint=dataset.fingerprint,
-                    components=component_rows(resolved), host=socket.gethostname(),
-                )
-            run_id = D.broadcast_object(run_id)
-            run_dir = runs_root(output_root) / run_id
-            if D.is_main():
+                if resume:
+                    registry.resume_run(run_id)
+                else:
+                    registry.start_run(
+                        run_id=run_id, name=config.name, recipe=config.recipe, config=config.model_dump(mode="json"),
+                        config_hash=config.config_hash(), seed=config.seed, device=str(device),
+                        dataset_name=dataset.name, dataset_spec=dataset.spec,
+                        dataset_fingerprint=dataset.fingerprint, components=component_rows(resolved),
+                        host=socket.gethostname(),
+                    )
+            # Hooks hear how the run ended after the registry has recorded it; a hook that raises
+            # after a finished run cannot turn it into a failed one.
+            stack.enter_context(_report_end(plugins, run))
+            if registry is not None:
+                _track(stack, registry, run_id)
+            # From here on every failure is recorded as failed (interrupted for Ctrl-C / SIGTERM).
+            if not resume and D.is_main():
                 writable_folder(run_dir)
                 stack.enter_context(run_lock(run_dir, run_id))
                 atomic_write_text(run_dir / "config.json", json.dumps(config.model_dump(mode="json"), indent=2))
                 atomic_write_text(run_dir / "run.json", json.dumps(
-                    {"run_id": run_id, "dataset_fingerprint": dataset.fingerprint, "world_size": D.world().size}))
-        run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id, progress=progress)
-        # Hooks hear how the run ended after the registry has recorded it; a hook that raises
-        # after a finished run cannot turn it into a failed one.
-        stack.enter_context(_report_end(plugins, run))
-        stack.enter_context(registry.track(run_id) if registry is not None else nullcontext())
-        if config.training.threads:
-            torch.set_num_threads(config.training.threads)
-        seed_everything(config.seed, device)
-        run.notify("mtrec_on_run_start", run=run)
-        run.identifier = prepare_identifier(run)
-        strategy = run.build("transfer")
-        models = strategy.execute(run)
-        for model in models.values():
-            model.eval()
-        test = run.evaluate(models, "test")
-        run.log_metrics(test.rows(stage="final"))
-        outcome = RunOutcome(
-            run_id=run_id,
-            run_dir=run_dir,
-            test=test,
-            stages=[s.__dict__ for s in run.stage_results],
-            seconds=time.perf_counter() - started,
-        )
-        if D.is_main():
-            save_models(run, strategy, models)
-            atomic_write_text(run_dir / "metrics.json", json.dumps(outcome_json(outcome), indent=2))
-        if registry is not None:
-            registry.set_status(run_id, "finished")
-        run.end_metrics = test.flat()
+                    {"run_id": run_id, "dataset_fingerprint": dataset.fingerprint, "items": items_digest(dataset),
+                     "world_size": D.world().size}))
+            if config.training.threads:
+                torch.set_num_threads(config.training.threads)
+            seed_everything(config.seed, device)
+            run.notify("mtrec_on_run_start", run=run)
+            run.identifier = prepare_identifier(run)
+            strategy = run.build("transfer")
+            models = strategy.execute(run)
+            for model in models.values():
+                model.eval()
+            test = run.evaluate(models, "test")
+            run.log_metrics(test.rows(stage="final"))
+            outcome = RunOutcome(
+                run_id=run_id,
+                run_dir=run_dir,
+                test=test,
+                stages=[s.__dict__ for s in run.stage_results],
+                seconds=time.perf_counter() - started,
+            )
+            if D.is_main():
+                save_models(run, strategy, models)
+                atomic_write_text(run_dir / "metrics.json", json.dumps(outcome_json(outcome), indent=2))
+            if registry is not None:
+                registry.set_status(run_id, "finished")
+            run.end_metrics = test.flat()
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: say which run to resume
+        exc.run_id = run_id  # type: ignore[attr-defined]
+        exc.run_dir = run_dir  # type: ignore[attr-defined]
+        raise
     return outcome
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised in a run when the process receives SIGTERM: a KeyboardInterrupt, so a ``kill`` ends
+    the run as Ctrl-C does (recorded ``interrupted``, ``mtrec_on_run_end(status="interrupted")``)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+@contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Turn SIGTERM into :class:`RunInterrupted` while a run goes on (main thread only).
+
+    Only the first SIGTERM interrupts; later ones, while the run is being recorded and its hooks
+    told, are ignored (a second ``kill`` must not cut the ending short).  The previous handler is
+    restored on exit.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired: list[int] = []
+
+    def on_sigterm(signum: int, _frame: Any) -> None:
+        if fired:
+            return
+        fired.append(signum)
+        raise RunInterrupted(signum)
+
+    previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _track(stack: ExitStack, registry: Any, run_id: str) -> None:
+    """Enter ``registry.track(run_id)`` on ``stack``; should that fail, the row just opened is
+    still marked failed rather than left running."""
+    try:
+        stack.enter_context(registry.track(run_id))
+    except BaseException as exc:
+        try:
+            registry.set_status(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception:
+            pass
+        raise
 
 
 # --------------------------------------------------------------------------- run folder
 
 
-def writable_folder(folder: Path) -> None:
-    """Create ``folder`` or say plainly why it cannot be (before any training time is spent)."""
+def writable_folder(folder: Path, shown: Path | None = None) -> None:
+    """Create ``folder`` or say plainly why it cannot be (before any training time is spent).
+
+    ``shown`` is the folder the message names (a run folder whose parent is the one probed).
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-", delete=True)
         probe.close()
     except OSError as exc:
         raise UserError(
-            f"cannot write the run folder {folder}: {exc.strerror or exc}; set MTREC_HOME to a writable folder"
+            f"cannot write the run folder {shown or folder}: {exc.strerror or exc}; set MTREC_HOME to a writable folder"
         ) from None
 
 
@@ -219,17 +302,51 @@ def run_lock(run_dir: Path, run_id: str) -> Iterator[None]:
         handle.close()
 
 
+def items_digest(dataset: MultiDomainDataset) -> str:
+    """What a saved model's item indices mean: every item's domain, raw id and text, in index order.
+
+    The dataset fingerprint also covers the interactions and the spec (its paths too); two datasets
+    with the same items digest give every item index the same item.
+    """
+    import hashlib
+
+    text = json.dumps([dataset.domains, dataset.item_domain.tolist(), dataset.item_raw_id, dataset.item_text])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def check_resumable(run_dir: Path, dataset: MultiDomainDataset) -> None:
+    """Refuse a resume that cannot work, before the registry hears of it: a finished run, a changed
+    dataset, a run whose fitted identifier is gone."""
     info_path = run_dir / "run.json"
     if (run_dir / "metrics.json").is_file():
         raise UserError(f"run {run_dir.name} already finished ({run_dir / 'metrics.json'}); there is nothing to resume")
     if info_path.is_file():
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-        if info.get("dataset_fingerprint") != dataset.fingerprint:
+        info = read_json(info_path, "the run's dataset fingerprint")
+        recorded = info.get("dataset_fingerprint") if isinstance(info, dict) else None
+        if recorded != dataset.fingerprint:
             raise UserError(
                 f"cannot resume run {run_dir.name}: its dataset changed since the run started "
-                f"(fingerprint {info.get('dataset_fingerprint')} then, {dataset.fingerprint} now)"
+                f"(fingerprint {recorded} then, {dataset.fingerprint} now)"
             )
+    done_path, _ = step_paths(run_dir, IDENTIFIER_STEP)
+    identifier_dir = run_dir / "identifier"
+    if done_path.is_file() and not identifier_dir.is_dir():
+        raise UserError(
+            f"cannot resume run {run_dir.name}: {done_path} says its identifier was fitted, but {identifier_dir} "
+            "is missing (was the run folder copied in part?); copy it back, or start a new run"
+        )
+
+
+def load_identifier(identifier: Any, directory: Path, what: str) -> None:
+    """``identifier.load(directory)``, a missing or malformed file named in one message."""
+    try:
+        identifier.load(directory)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        missing = exc.filename or directory
+        raise UserError(f"cannot load {what} from {directory}: {missing} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"cannot load {what} from {directory}: a JSON file is malformed "
+                        f"(line {exc.lineno}: {exc.msg})") from None
 
 
 # --------------------------------------------------------------------------- steps
@@ -261,16 +378,14 @@ def prepare_identifier(run: RunContext) -> Any:
     done_path, _ = step_paths(run.run_dir, IDENTIFIER_STEP)
     done = D.broadcast_object(load_checkpoint(done_path) if D.is_main() and done_path.is_file() else None)
     if done is not None:
-        identifier.load(shared_directory(directory))
+        load_identifier(identifier, shared_directory(directory), "the identifier this run fitted")
         states = done["rng"]
         set_rng_state(states[D.world().rank if len(states) == D.world().size else 0])
         return identifier
     source = run.config.identifier.from_run
     if source:
-        if D.is_main() and run.registry is None:
-            raise ConfigError("identifier.from_run needs the registry (do not pass --no-registry)")
         path = run.registry.artifact_path(source, "identifier") if D.is_main() else None
-        identifier.load(shared_directory(path))
+        load_identifier(identifier, shared_directory(path), f"the identifier of run {source}")
     else:
         identifier.fit(run)
     if D.is_main():
@@ -293,8 +408,10 @@ def check_identifier_source(registry: Any, config: Any, dataset: MultiDomainData
     """Refuse an ``identifier.from_run`` whose run fitted another identifier or another dataset's
     items (its tokens would be attached to the wrong item ids) -- before the run is recorded."""
     source = config.identifier.from_run
-    if not source or registry is None:
+    if not source:
         return
+    if registry is None:
+        raise ConfigError("identifier.from_run needs the registry (do not pass --no-registry)")
     earlier = registry.get_run(source)
     fitted = (earlier.get("config") or {}).get("identifier", {}).get("name")
     wanted = config.identifier.name
@@ -305,6 +422,7 @@ def check_identifier_source(registry: Any, config: Any, dataset: MultiDomainData
         raise ConfigError(f"identifier.from_run: run {earlier['id']} fitted its identifier on dataset "
                           f"{earlier.get('dataset_name')!r} (fingerprint {earlier.get('dataset_fingerprint')}), "
                           f"this run's dataset {dataset.name!r} has fingerprint {dataset.fingerprint}")
+    registry.artifact_path(earlier["id"], "identifier")  # recorded, present and unchanged
 
 
 def shared_directory(path: Path | None) -> Path:

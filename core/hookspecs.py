@@ -122,5 +122,8 @@ def mtrec_on_run_end(run: "RunContext", status: str, metrics: dict[str, Any]) ->
     ``run`` is the run's :class:`mtrec.run_context.RunContext`; ``status`` is ``"finished"``,
     ``"failed"`` or ``"interrupted"``; ``metrics`` holds the test metrics of a finished run (keys
     like ``"test/average/ndcg@10"``) and is empty otherwise.  The hook runs before the exception
-    of a failed or interrupted run propagates.
+    of a failed or interrupted run propagates.  The engine turns SIGTERM into an interruption
+    itself, so ``"interrupted"`` arrives with or without a registry (``--no-registry``).  A run
+    refused by the checks made before it starts (an unknown domain, an unwritable run folder)
+    never started: no hook hears of it.
     """

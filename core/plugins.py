@@ -1,23 +1,31 @@
 """The plugin manager: built-ins first, then the ``mtrec.plugins`` entry-point group.
 
 ``MTREC_LOAD_PLUGINS`` (comma-separated entry-point or distribution names) restricts which
-installed plugins load; an empty value loads none but the built-ins.  A plugin that fails to
-import is remembered with its error (``mtrec plugins list`` shows it) and the others still load.
+installed plugins load; an empty value loads none but the built-ins.
+
+An installed plugin is isolated from the others: one that fails to import (an exception, or even
+``sys.exit``), or whose registration hook (``mtrec_register_components``, ``_recipes``,
+``_dataset_formats``) raises or registers a name another plugin already has, is skipped whole --
+none of its components, recipes, formats or lifecycle hooks are used -- with a one-line warning
+on stderr naming it; ``mtrec plugins list`` shows it ``FAILED`` with the error, and every other
+plugin keeps working.  The built-ins, and plugins registered by hand with
+:meth:`Plugins.register_module` (tests, notebooks), are not isolated: their failure is an error.
 """
 
 from __future__ import annotations
 
 import importlib.metadata as metadata
 import os
+import sys
 import traceback
 from dataclasses import dataclass, replace
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import pluggy
 
 from mtrec import hookspecs
-from mtrec.components import Catalogue, Component, Recipe
+from mtrec.components import Catalogue
 from mtrec.data.formats import DatasetFormat
 from mtrec.errors import PluginError
 
@@ -41,6 +49,7 @@ class Plugins:
         self.infos: dict[str, PluginInfo] = {}
         self._catalogue: Catalogue | None = None
         self._formats: dict[str, DatasetFormat] | None = None
+        self._isolated: set[str] = set()  # installed plugins: a failure skips them, not the command
 
     # ------------------------------------------------------------------ loading
     def load(self) -> "Plugins":
@@ -66,11 +75,23 @@ class Plugins:
             try:
                 plugin = ep.load()
                 self.pm.register(plugin, name=ep.name)
-            except Exception as exc:  # one broken plugin must not break the others
-                info.error = f"{type(exc).__name__}: {exc}"
-                info.traceback = traceback.format_exc()  # type: ignore[attr-defined]
+                self._isolated.add(ep.name)
+            except (Exception, SystemExit) as exc:  # one broken plugin must not break the others
+                what = f"SystemExit({exc.code!r}) at import" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+                self._fail(info, what, traceback.format_exc())
             self.infos[ep.name] = info
         return self
+
+    def _fail(self, info: PluginInfo, error: str, tb: str) -> None:
+        """Record that the isolated plugin ``info`` is skipped, and say so once on stderr."""
+        info.error = error
+        info.traceback = tb  # type: ignore[attr-defined]
+        if self.pm.has_plugin(info.name):
+            self.pm.unregister(name=info.name)
+        self._isolated.discard(info.name)
+        where = f" ({info.distribution})" if info.distribution else ""
+        sys.stderr.write(f"warning: plugin {info.name!r}{where} is skipped: {error} "
+                         "(`mtrec plugins list` shows it; MTREC_LOAD_PLUGINS can leave it out)\n")
 
     def register_module(self, plugin: Any, name: str, distribution: str = "", version: str = "") -> None:
         """Register a plugin object directly (tests and notebooks); invalidates the catalogue."""
@@ -80,56 +101,87 @@ class Plugins:
         self._formats = None
 
     # ------------------------------------------------------------------ collecting
-    def _call_each(self, hook_name: str, make_register: Callable[[PluginInfo], Callable]) -> None:
-        """Call a registration hook plugin by plugin, so each registration knows who made it."""
-        hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():  # registration order: built-ins first
-            info = self.infos.get(impl.plugin_name) or PluginInfo(impl.plugin_name, "", "", "")
+    def _registrations(self, hook_name: str, info: PluginInfo, impl: Any) -> list[Any]:
+        """What one plugin's registration hook registers (raising PluginError naming it)."""
+        registered: list[Any] = []
+        try:
+            impl.function(registered.append)
+        except PluginError:
+            raise
+        except (Exception, SystemExit) as exc:
+            what = f"SystemExit({exc.code!r})" if isinstance(exc, SystemExit) else f"{type(exc).__name__}: {exc}"
+            raise PluginError(
+                f"plugin {info.name!r} ({info.distribution or 'not installed'}) raised inside {hook_name}: {what}"
+            ) from exc
+        return registered
+
+    def _collect(self) -> None:
+        """Build the catalogue and the formats, plugin by plugin (registration order: built-ins first).
+
+        Each plugin's registrations are gathered from all three hooks and added only when the
+        plugin got through all of them; an isolated plugin that fails is skipped whole.
+        """
+        catalogue = Catalogue()
+        formats: dict[str, DatasetFormat] = {}
+        hooks = ("mtrec_register_components", "mtrec_register_recipes", "mtrec_register_dataset_formats")
+        impls: dict[str, dict[str, Any]] = {}
+        for hook_name in hooks:
+            for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+                impls.setdefault(impl.plugin_name, {})[hook_name] = impl
+        order = [name for name, _ in self.pm.list_name_plugin() if name in impls]  # registration order
+        for name in order:
+            info = self.infos.get(name) or PluginInfo(name, "", "", "")
+            snapshot = ({k: dict(v) for k, v in catalogue.components.items()}, dict(catalogue.recipes), dict(formats))
             try:
-                impl.function(make_register(info))
-            except PluginError:
-                raise
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {info.name!r} ({info.distribution or 'not installed'}) raised inside "
-                    f"{hook_name}: {type(exc).__name__}: {exc}"
-                ) from exc
+                for hook_name in hooks:
+                    impl = impls[name].get(hook_name)
+                    if impl is None:
+                        continue
+                    for item in self._registrations(hook_name, info, impl):
+                        self._add(hook_name, item, info, catalogue, formats)
+            except PluginError as exc:
+                if name not in self._isolated:
+                    raise
+                catalogue.components, catalogue.recipes, formats = snapshot
+                self._fail(info, str(exc).replace(f"plugin {name!r} ({info.distribution or 'not installed'}) ", ""),
+                           traceback.format_exc())
+        self._catalogue, self._formats = catalogue, formats
+
+    @staticmethod
+    def _add(hook_name: str, item: Any, info: PluginInfo, catalogue: Catalogue,
+             formats: dict[str, DatasetFormat]) -> None:
+        who = f"plugin {info.name!r} ({info.distribution or 'not installed'})"
+        try:
+            if hook_name == "mtrec_register_components":
+                catalogue.add_component(replace(item, plugin=info.name, distribution=info.distribution,
+                                                version=info.version))
+            elif hook_name == "mtrec_register_recipes":
+                catalogue.add_recipe(replace(item, plugin=info.name, distribution=info.distribution,
+                                             version=info.version))
+            else:
+                if item.name in formats:
+                    raise ValueError(f"dataset format {item.name!r} is registered twice")
+                formats[item.name] = replace(item, plugin=info.name)
+        except (TypeError, ValueError) as exc:
+            raise PluginError(f"{who} raised inside {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+    def check_registrations(self) -> None:
+        """Run the registration hooks now (``mtrec plugins list``: a plugin whose hook fails is FAILED)."""
+        if self._catalogue is None or self._formats is None:
+            self._collect()
 
     @property
     def catalogue(self) -> Catalogue:
         if self._catalogue is None:
-            catalogue = Catalogue()
-
-            def components(info: PluginInfo) -> Callable[[Component], None]:
-                return lambda c: catalogue.add_component(
-                    replace(c, plugin=info.name, distribution=info.distribution, version=info.version)
-                )
-
-            def recipes(info: PluginInfo) -> Callable[[Recipe], None]:
-                return lambda r: catalogue.add_recipe(
-                    replace(r, plugin=info.name, distribution=info.distribution, version=info.version)
-                )
-
-            self._call_each("mtrec_register_components", components)
-            self._call_each("mtrec_register_recipes", recipes)
-            self._catalogue = catalogue
+            self._collect()
+        assert self._catalogue is not None
         return self._catalogue
 
     @property
     def formats(self) -> dict[str, DatasetFormat]:
         if self._formats is None:
-            formats: dict[str, DatasetFormat] = {}
-
-            def add(info: PluginInfo) -> Callable[[DatasetFormat], None]:
-                def register(fmt: DatasetFormat) -> None:
-                    if fmt.name in formats:
-                        raise PluginError(f"dataset format {fmt.name!r} is registered twice")
-                    formats[fmt.name] = replace(fmt, plugin=info.name)
-
-                return register
-
-            self._call_each("mtrec_register_dataset_formats", add)
-            self._formats = formats
+            self._collect()
+        assert self._formats is not None
         return self._formats
 
     # ------------------------------------------------------------------ lifecycle

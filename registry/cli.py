@@ -130,15 +130,21 @@ def list_cmd(recipe, dataset, status, tag, limit, metric, fmt, registry_url) -> 
         for r in found
     }
     label = f"test {report.metric_label(name, k)}"
+    # A run still `running` whose process is gone from this host (kill -9, OOM killer) would
+    # otherwise look alive forever: show it as stale and say what to do with it.
     table = [
-        [r["id"], report.fmt_time(r["created_at"]), r["status"], r["recipe"], r["dataset_name"], r["device"] or "-",
-         r["host"] or "-", report.fmt_value(headline[r["id"]]), r["name"] or "", ",".join(r["tags"])]
+        [r["id"], report.fmt_time(r["created_at"]), "stale" if r["stale"] else r["status"], r["recipe"],
+         r["dataset_name"], r["device"] or "-", r["host"] or "-", report.fmt_value(headline[r["id"]]),
+         r["name"] or "", ",".join(r["tags"])]
         for r in found
     ]
     click.echo(report.render_table(
         ["id", "created (UTC)", "status", "recipe", "dataset", "device", "host", label, "name", "tags"], table,
         right=[7],
     ))
+    if any(r["stale"] for r in found):
+        click.echo("\nstale: recorded as running, but its process on this host is gone (killed with SIGKILL, "
+                   "out of memory?); `mtrec run --resume ID` continues it")
 
 
 # --------------------------------------------------------------------------- show
@@ -167,12 +173,19 @@ def _metric_sections(metrics: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def _status_text(run: dict[str, Any]) -> str:
+    if not run["stale"]:
+        return run["status"]
+    return (f"running, but stale: its process (pid {run['pid']} on {run['host']}) is gone without recording how "
+            f"it ended (killed with SIGKILL, out of memory?); `mtrec run --resume {run['id']}` continues it")
+
+
 def _show_text(run: dict[str, Any]) -> str:
     fields = [
         ("id", run["id"]),
         ("name", run["name"] or "-"),
         ("recipe", run["recipe"]),
-        ("status", run["status"]),
+        ("status", _status_text(run)),
         ("dataset", f"{run['dataset_name']} (fingerprint {run['dataset_fingerprint']})"),
         ("created", f"{report.fmt_time(run['created_at'])} UTC"),
         ("started", f"{report.fmt_time(run['started_at'])} UTC"),
@@ -292,13 +305,49 @@ def export_cmd(run_id, fmt, output, registry_url) -> None:
     click.echo(f"run {run['id']} written to {output}", err=True)
 
 
+_export_one = export_cmd  # json/csv of one run, above; `export` below adds several runs to TensorBoard
+
+
+@runs.command("export")
+@click.argument("run_ids", nargs=-1, required=True, metavar="ID...")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "tensorboard"]), required=True,
+              help="json: the whole run (config, components, metrics, artifacts); csv: its metric rows; "
+                   "tensorboard: event files of one or more runs (scalars per stage and epoch, hparams).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="json/csv: write here instead of to stdout.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
+              help="tensorboard: the folder to write (a subfolder per run); then `tensorboard --logdir DIR`.")
+@_registry_option
+@click.pass_context
+def export_many_cmd(ctx, run_ids, fmt, output, out_dir, registry_url) -> None:
+    """Export a run as JSON, or its metrics as CSV; or runs as TensorBoard event files."""
+    if fmt != "tensorboard":
+        if len(run_ids) != 1:
+            raise click.UsageError(f"--format {fmt} exports one run; got {len(run_ids)} ids")
+        if out_dir is not None:
+            raise click.UsageError("--out DIR is for --format tensorboard; use -o FILE")
+        ctx.invoke(_export_one, run_id=run_ids[0], fmt=fmt, output=output, registry_url=registry_url)
+        return
+    if out_dir is None:
+        raise click.UsageError("--format tensorboard needs --out DIR")
+    if output is not None:
+        raise click.UsageError("-o FILE is for json/csv; --format tensorboard writes a folder: use --out DIR")
+    from .tensorboard_export import export_runs
+
+    written = export_runs(_open(registry_url), run_ids, out_dir)
+    for folder in written:
+        click.echo(f"run {folder.name} written to {folder}", err=True)
+    click.echo(f"view with: tensorboard --logdir {out_dir}", err=True)
+
+
 # ------------------------------------------------------------------------- delete
 
 
 @runs.command("delete")
 @click.argument("run_id", metavar="ID")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--delete-files", is_flag=True, help="Also delete the run's artifact files and folders.")
+@click.option("--delete-files", is_flag=True,
+              help="Also delete the run's folder (<data dir>/runs/ID: checkpoints, config, metrics, artifacts).")
 @_registry_option
 def delete_cmd(run_id, yes, delete_files, registry_url) -> None:
     """Remove a run (and its metrics, artifacts and components) from the registry."""
@@ -306,11 +355,19 @@ def delete_cmd(run_id, yes, delete_files, registry_url) -> None:
     run = reg.get_run(run_id)
     what = (f"run {run['id']} ({run['recipe']} on {run['dataset_name']}, {run['status']}, "
             f"{len(run['metrics'])} metric rows, {len(run['artifacts'])} artifacts)")
+    # Checked before asking, so that the prompt names the folder; a refusal (an artifact row
+    # outside the run folder) deletes nothing.
+    folder = reg.run_folder(run["id"]) if delete_files else None
     if not yes:
-        files = " and its artifact files" if delete_files else ""
+        files = f" and its folder {folder}" if folder is not None else ""
         click.confirm(f"Delete {what}{files}?", abort=True)
-    reg.delete_run(run["id"], delete_files=delete_files)
-    click.echo(f"deleted {what}")
+    removed = reg.delete_run(run["id"], delete_files=delete_files)
+    if removed is not None:
+        click.echo(f"deleted {what} and its folder {removed}")
+    elif folder is not None:
+        click.echo(f"deleted {what} (it had no folder {folder} on this machine)")
+    else:
+        click.echo(f"deleted {what}")
 
 
 # --------------------------------------------------------------------------- tag

@@ -12,7 +12,7 @@ advisory lock, so a second process waits and then finds the schema at head.
 Developers add a revision with::
 
     python -c "from alembic import command; from mtrec.registry.migrate import alembic_config; \
-command.revision(alembic_config('sqlite:////tmp/dev.db'), message='...', rev_id='0003')"
+command.revision(alembic_config('sqlite:////tmp/dev.db'), message='...', rev_id='0004')"
 
 and keep :mod:`mtrec.registry.models` in step with it.
 """
@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # alembic is imported only when a migration runs: opening sta
 
 #: The revisions in ``migrations/versions``, oldest first; the last is the head.  Kept
 #: here so that opening an up-to-date registry needs no alembic (a test checks them).
-REVISIONS = ("0001", "0002")
+REVISIONS = ("0001", "0002", "0003")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "alembic_version"
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")

@@ -89,6 +89,8 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
     # revision 0002
     tags: Mapped[list[str] | None] = mapped_column(JSON)
+    # revision 0003: the process that started (or last resumed) the run on ``host``
+    pid: Mapped[int | None] = mapped_column(Integer)
 
     components: Mapped[list[Component]] = relationship(
         back_populates="run", cascade="all, delete-orphan", passive_deletes=True, order_by="Component.position"

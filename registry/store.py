@@ -215,8 +215,17 @@ class Registry:
     threads; processes open their own.
     """
 
-    def __init__(self, url: str | URL, *, migrate_schema: bool = True) -> None:
+    def __init__(
+        self, url: str | URL, *, migrate_schema: bool = True, runs_root: str | os.PathLike[str] | None = None
+    ) -> None:
         self._url = normalize_url(url)
+        # Where run folders (<runs root>/<run id>) live on this machine.  Database rows never
+        # decide which files the registry reads or deletes (a shared registry is writable by
+        # every user of it); only this local setting and the folders this handle itself
+        # recorded artifacts in (see _trusted_roots) do.
+        self._runs_root: Path | None = None if runs_root is None else Path(runs_root).expanduser().absolute()
+        self._own_roots: list[Path] = []
+        self._roots_lock = threading.Lock()
         self.url: str = mask_url(self._url)
         self.sqlite_path: Path | None = _sqlite_file(self._url)
         if self.sqlite_path is not None:
@@ -278,6 +287,82 @@ class Registry:
     def _write(self) -> Session:
         return Session(self._writer, expire_on_commit=False)
 
+    # --------------------------------------------------------------- run folders
+
+    @property
+    def runs_root(self) -> Path:
+        """The folder holding run folders on this machine: ``runs_root`` given to the
+        constructor, else ``<data_dir()>/runs`` (read when asked, so ``MTREC_HOME`` counts)."""
+        return self._runs_root if self._runs_root is not None else data_dir() / "runs"
+
+    def _trusted_roots(self) -> list[Path]:
+        """Resolved folders whose ``<root>/<run id>`` may be a run's own folder: the local runs
+        root, then the roots of run folders this handle logged artifacts in (the engine may be
+        given another output root; what this process recorded itself it may read back)."""
+        with self._roots_lock:
+            own = list(self._own_roots)
+        out: list[Path] = []
+        for root in [self.runs_root.resolve(), *own]:
+            if root not in out:
+                out.append(root)
+        return out
+
+    def _inside_run_folder(self, rid: str, kind: str, raw: str, doing: str) -> Path:
+        """The run's own folder that the (untrusted) recorded artifact path ``raw`` lies in,
+        after resolving symlinks; RegistryError saying what was refused otherwise."""
+        _check_folder_id(rid, doing)
+        roots = self._trusted_roots()
+        p = Path(raw)
+        try:
+            real = p.resolve() if p.is_absolute() else None
+        except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop: a path leading nowhere
+            real = None
+        if real is not None:
+            for root in roots:
+                # both sides are resolved: a run folder that is itself a symlink (or any symlink
+                # on the way) sends `real` elsewhere and fails this test
+                if real != root / rid and real.is_relative_to(root / rid):
+                    return root / rid
+            where = f"{p}" + (f" (which resolves to {real})" if real != p else "")
+        else:
+            where = f"the relative path {raw!r}" if not p.is_absolute() else f"{raw!r}, which cannot be resolved"
+        raise RegistryError(
+            f"refusing to {doing}: artifact {kind!r} of run {rid} is recorded at {where}, outside the run's own "
+            f"folder {roots[0] / rid}; the registry only reads or deletes files inside a run's folder"
+        )
+
+    @_db_errors
+    def run_folder(self, run_id: str) -> Path:
+        """The run's own folder on this machine (resolved), the only place whose files the
+        registry reads or deletes for it; it need not exist.
+
+        It is ``<runs_root>/<id>`` (or under the root of a folder this handle recorded
+        artifacts in).  RegistryError when any artifact row of the run points outside it
+        (symlinks resolved), or when the folder is a symlink or not a folder.  Code that
+        reads a run's files (``metrics.json``, checkpoints) should find them here rather
+        than next to a recorded artifact path.
+        """
+        with self._read() as s:
+            rid = self._resolve(s, run_id)
+            arts = s.execute(select(Artifact.kind, Artifact.path).where(Artifact.run_id == rid)
+                             .order_by(Artifact.id)).all()
+        doing = f"use the files of run {rid}"
+        _check_folder_id(rid, doing)
+        if arts:
+            folder = self._inside_run_folder(rid, arts[0].kind, arts[0].path, doing)
+            for kind, path in arts[1:]:  # every row must lie in that same folder
+                if self._inside_run_folder(rid, kind, path, doing) != folder:
+                    raise RegistryError(
+                        f"refusing to {doing}: its artifacts {arts[0].kind!r} ({arts[0].path}) and {kind!r} "
+                        f"({path}) are in two different run folders"
+                    )
+        else:
+            candidates = [root / rid for root in self._trusted_roots()]
+            folder = next((c for c in candidates if os.path.lexists(c)), candidates[0])
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise RegistryError(f"refusing to {doing}: {folder} is not a folder but a symbolic link or a file")
+        return folder
+
     # ----------------------------------------------------------------------- ids
 
     def _resolve(self, session: Session, run_id: str, *, prefix: bool = True) -> str:
@@ -330,12 +415,20 @@ class Registry:
         host: str | None = None,
         run_id: str | None = None,
         tags: Iterable[str] | None = None,
+        pid: int | None = None,
     ) -> str:
         """Record a new run with status ``running``; return its id.
 
         ``run_id`` (letters, digits, ``._-``, at most 64) is generated when not given:
-        12 hex digits of a uuid4.  ``host`` defaults to this machine's host name.
+        12 hex digits of a uuid4.  ``host`` defaults to this machine's host name and ``pid``
+        to this process's id when ``host`` is this machine (``runs list`` calls a ``running``
+        run *stale* once that process is gone).
         """
+        this_host = socket.gethostname()
+        if host is None:
+            host = this_host
+        if pid is None and host == this_host:
+            pid = os.getpid()
         if run_id is not None and not _ID_RE.match(run_id):
             raise RegistryError(
                 f"invalid run id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
@@ -360,7 +453,8 @@ class Registry:
                 created_at=now,
                 started_at=now,
                 ended_at=None,
-                host=host if host is not None else socket.gethostname(),
+                host=host,
+                pid=pid,
                 device=device,
                 seed=None if seed is None else int(seed),
                 config=config,
@@ -393,8 +487,7 @@ class Registry:
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}; expected one of {', '.join(STATUSES)}")
         with self._write() as s, s.begin():
-            run = s.get(Run, self._resolve(s, run_id, prefix=False))
-            assert run is not None
+            run = _locked(s, self._resolve(s, run_id, prefix=False))
             if run.status == "finished" and status != "finished":
                 raise RegistryError(f"run {run.id} is finished; its status cannot become {status!r}")
             run.status = status
@@ -410,10 +503,13 @@ class Registry:
         power loss): it is first recorded as ``interrupted``, in its own transaction, and then
         resumed, so it also reports ``interrupted``.  The caller must make sure that process is
         gone (the engine holds the run folder's lock).  A finished run cannot be resumed.
+        The run's ``host`` and ``pid`` become this process's: it is the one running it now.
+
+        Both transactions lock the row, so of two processes resuming the same run at once
+        one wins and the other is refused (rather than both believing they own the run).
         """
         with self._write() as s, s.begin():
-            run = s.get(Run, self._resolve(s, run_id, prefix=False))
-            assert run is not None
+            run = _locked(s, self._resolve(s, run_id, prefix=False))
             previous = run.status
             if previous == "finished":
                 raise RegistryError(f"run {run.id} already finished; there is nothing to resume")
@@ -421,17 +517,22 @@ class Registry:
                 run.status, run.ended_at = "interrupted", _utcnow()
                 run.error = "the process ended without recording how (killed with SIGKILL, out of memory?)"
         with self._write() as s, s.begin():
-            run = s.get(Run, run_id)
-            assert run is not None
+            run = _locked(s, run_id)
+            if run.status not in ("interrupted", "failed"):  # someone else resumed or finished it meanwhile
+                raise RegistryError(f"run {run.id} became {run.status!r} while it was being resumed; not resuming it")
             run.status, run.error, run.ended_at = "running", None, None
+            run.host, run.pid = socket.gethostname(), os.getpid()
         return "interrupted" if previous == "running" else previous
 
     @_db_errors
     def set_tags(self, run_id: str, add: Iterable[str] = (), remove: Iterable[str] = ()) -> list[str]:
-        """Add and remove tags of a run (id or unique prefix); return its tags."""
+        """Add and remove tags of a run (id or unique prefix); return its tags.
+
+        The row is locked while its list is edited, so concurrent taggers of one run queue
+        instead of writing over each other's changes.
+        """
         with self._write() as s, s.begin():
-            run = s.get(Run, self._resolve(s, run_id))
-            assert run is not None
+            run = _locked(s, self._resolve(s, run_id))
             gone = set(remove)
             tags = [t for t in (run.tags or []) if t not in gone]
             tags += [t for t in _clean_tags(add) if t not in tags]
@@ -488,29 +589,45 @@ class Registry:
             return int(s.scalar(select(func.count()).select_from(Run)) or 0)
 
     @_db_errors
-    def delete_run(self, run_id: str, delete_files: bool = False) -> None:
+    def delete_run(self, run_id: str, delete_files: bool = False) -> Path | None:
         """Remove a run (id or unique prefix) with its components, metrics and artifact rows.
 
-        Artifact files stay on disk unless ``delete_files`` (and even then a file that
-        another run also records as an artifact is kept).
+        Files stay on disk unless ``delete_files``: then the run's whole folder goes
+        (checkpoints, config, metrics and artifacts), after :meth:`run_folder` has checked
+        it; when that check refuses, nothing at all is deleted.  Returns the folder removed
+        (None without ``delete_files`` or when it did not exist).
         """
+        rid = self.resolve(run_id)
+        folder = None
+        if delete_files:
+            try:
+                folder = self.run_folder(rid)
+            except RegistryError as exc:
+                raise RegistryError(f"{exc} (nothing was deleted)") from None
+            if _folder_locked(folder):
+                raise RegistryError(
+                    f"refusing to delete the files of run {rid}: it is in progress (its process holds "
+                    f"{folder / 'run.lock'}); stop it first (nothing was deleted)"
+                )
+        removed = None
+        if folder is not None and os.path.lexists(folder):
+            # Files before rows: if removing the folder fails half-way the run is still
+            # recorded and the same command can be run again.
+            try:
+                shutil.rmtree(folder)  # never follows symlinks inside it (fd-based on Linux)
+            except OSError as exc:
+                what = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+                raise RegistryError(
+                    f"could not delete the folder {folder} of run {rid} completely ({what}); "
+                    "the run is still recorded"
+                ) from None
+            removed = folder
         with self._write() as s, s.begin():
-            rid = self._resolve(s, run_id)
-            paths = list(s.scalars(select(Artifact.path).where(Artifact.run_id == rid)))
-            if delete_files and paths:  # never delete a file another run still records
-                shared = set(s.scalars(select(Artifact.path).where(Artifact.run_id != rid, Artifact.path.in_(paths))))
-                paths = [p for p in paths if p not in shared]
             # explicit deletes: the same on every backend, whatever its foreign-key settings
             for model in (Metric, Artifact, Component):
                 s.execute(delete(model).where(model.run_id == rid))
             s.execute(delete(Run).where(Run.id == rid))
-        if delete_files:
-            for p in map(Path, paths):
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        p.unlink()
+        return removed
 
     # ------------------------------------------------------------------- metrics
 
@@ -558,13 +675,30 @@ class Registry:
     def log_artifact(self, run_id: str, kind: str, path: str | os.PathLike[str]) -> dict[str, Any]:
         """Record a file (or folder) a run produced, with its sha256 and size.
 
-        The path is stored absolute.  A run has one artifact per kind: logging a kind
-        again replaces the earlier record.
+        The path is stored absolute.  It must lie inside the run's own folder, a folder
+        named after the run id (``<runs root>/<id>``), symlinks resolved; a folder artifact
+        may hold no symlink leading out of it.  Its runs root is then trusted by this handle
+        (the engine may write runs elsewhere than :attr:`runs_root`).  A run has one artifact
+        per kind: logging a kind again replaces the earlier record.
         """
         p = Path(path).expanduser().absolute()
         if not p.exists():
             raise RegistryError(f"artifact {kind!r}: {p} does not exist")
+        run_id = self._exact(run_id)
+        doing = f"record artifact {kind!r} of run {run_id}"
+        _check_folder_id(run_id, doing)
+        real = p.resolve()
+        folder = next((parent for parent in real.parents if parent.name == run_id), None)
+        if folder is None:
+            raise RegistryError(
+                f"refusing to {doing}: {p}{f' (which resolves to {real})' if real != p else ''} is not inside "
+                f"the run's own folder (a folder named {run_id}, e.g. {self.runs_root / run_id})"
+            )
+        _check_links(real, folder, f"refusing to {doing}")
         digest, size = file_digest(p)
+        with self._roots_lock:
+            if folder.parent not in self._own_roots:
+                self._own_roots.append(folder.parent)
         with self._write() as s, s.begin():
             rid = self._resolve(s, run_id, prefix=False)
             s.execute(delete(Artifact).where(Artifact.run_id == rid, Artifact.kind == kind))
@@ -574,7 +708,12 @@ class Registry:
 
     @_db_errors
     def artifact_path(self, run_id: str, kind: str, verify: bool = True) -> Path:
-        """The path of a run's artifact (id or unique prefix), checked against its sha256."""
+        """The path of a run's artifact (id or unique prefix), checked against its sha256.
+
+        The recorded path is refused unless it lies inside the run's own folder (symlinks
+        resolved, see :meth:`run_folder`): a database row alone never makes the registry
+        read a file.
+        """
         with self._read() as s:
             rid = self._resolve(s, run_id)
             art = s.scalar(select(Artifact).where(Artifact.run_id == rid, Artifact.kind == kind))
@@ -582,9 +721,12 @@ class Registry:
                 kinds = list(s.scalars(select(Artifact.kind).where(Artifact.run_id == rid).order_by(Artifact.kind)))
                 have = f"it has {', '.join(kinds)}" if kinds else "it has no artifacts"
                 raise RegistryError(f"run {rid} has no artifact {kind!r} ({have})")
+        doing = f"read artifact {kind!r} of run {rid}"
+        folder = self._inside_run_folder(rid, kind, art.path, doing)
         p = Path(art.path)
         if not p.exists():
             raise RegistryError(f"artifact {kind!r} of run {rid} is missing: {p} does not exist any more")
+        _check_links(p.resolve(), folder, f"refusing to {doing}")
         if verify:
             digest, size = file_digest(p)
             if digest != art.sha256:
@@ -645,6 +787,96 @@ class Registry:
             warnings.warn(f"could not record run {run_id} as {status}: {exc}", RuntimeWarning, stacklevel=3)
 
 
+def _locked(session: Session, run_id: str) -> Run:
+    """The run row, locked until the transaction ends (``SELECT ... FOR UPDATE``).
+
+    Callers read, change and write the row back: without the lock two PostgreSQL
+    transactions read the same version and the second write drops the first one's change.
+    SQLite has no row locks (the clause is left out); there the write transaction itself
+    (BEGIN IMMEDIATE, see _make_engine) keeps writers apart.  ``populate_existing``: the
+    row may already be in the session, read without the lock.
+    """
+    run = session.get(Run, run_id, with_for_update=True, populate_existing=True)
+    if run is None:
+        raise RegistryError(f"run {run_id!r} disappeared from the experiment registry")
+    return run
+
+
+def _check_folder_id(run_id: str, doing: str) -> None:
+    # An id read from the database names a folder: one with '/' or '..' would lead elsewhere.
+    if not _ID_RE.match(run_id) or run_id in (".", ".."):
+        raise RegistryError(f"refusing to {doing}: {run_id!r} is not a valid run id, so it names no run folder")
+
+
+def _check_links(real: Path, folder: Path, refusal: str) -> None:
+    """RegistryError when a symlink inside the (resolved) artifact ``real`` leads out of ``folder``.
+
+    Whoever reads a folder artifact reads through its symlinks; deleting never follows them.
+    """
+    if not real.is_dir():
+        return
+    for dirpath, dirnames, filenames in os.walk(real):  # does not descend into linked folders
+        for name in dirnames + filenames:
+            entry = Path(dirpath) / name
+            if entry.is_symlink():
+                try:
+                    target = entry.resolve()
+                except RuntimeError:  # a symlink loop (Python < 3.13)
+                    raise RegistryError(f"{refusal}: {entry} is a symbolic link loop") from None
+                if not target.is_relative_to(folder):
+                    raise RegistryError(f"{refusal}: {entry} is a symbolic link to {target}, outside the run's "
+                                        f"folder {folder}")
+
+
+def _folder_locked(folder: Path) -> bool:
+    """Whether a live process holds the run folder's lock (the engine's ``run.lock``)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not on Unix
+        return False
+    try:
+        fd = os.open(folder / "run.lock", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # also releases the lock if we got it
+    return False
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether process ``pid`` of this machine has ended (False when unsure)."""
+    if pid <= 0:  # 0 and negative ids mean process groups to kill(): never probe those
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, OverflowError):  # PermissionError: it exists, another user's
+        return False
+    # A killed process its parent has not reaped yet (a zombie) still answers kill(pid, 0).
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[:1]
+    except OSError:
+        return False
+    return state in (["Z"], ["X"])
+
+
+def _is_stale(run: Run) -> bool:
+    """A ``running`` run whose recorded process is gone from this very host."""
+    return (
+        run.status == "running"
+        and run.pid is not None
+        and run.host == socket.gethostname()
+        and _process_gone(run.pid)
+    )
+
+
 def _clean_tags(tags: Iterable[str]) -> list[str]:
     out: list[str] = []
     for t in tags:
@@ -691,6 +923,8 @@ def _run_dict(run: Run) -> dict[str, Any]:
         "ended_at": _iso(run.ended_at),
         "duration_s": duration,
         "host": run.host,
+        "pid": run.pid,
+        "stale": _is_stale(run),
         "device": run.device,
         "seed": run.seed,
         "config_hash": run.config_hash,
@@ -717,11 +951,15 @@ def _artifact_dict(a: Artifact) -> dict[str, Any]:
     return {"kind": a.kind, "path": a.path, "sha256": a.sha256, "bytes": a.bytes, "created_at": _iso(a.created_at)}
 
 
-def open_registry(url: str | os.PathLike[str] | None = None) -> Registry:
+def open_registry(
+    url: str | os.PathLike[str] | None = None, *, runs_root: str | os.PathLike[str] | None = None
+) -> Registry:
     """Open (and create or upgrade to the current schema) the registry at ``url``.
 
     ``None`` means ``$MTREC_REGISTRY_URL``, else the SQLite file
     ``<data_dir()>/registry.db``.  Any SQLAlchemy URL works; ``postgresql+psycopg://``
-    is the supported shared backend.  A plain path means a SQLite file.
+    is the supported shared backend.  A plain path means a SQLite file.  ``runs_root`` is
+    where run folders are on this machine (default ``<data_dir()>/runs``): the registry
+    reads and deletes files only inside ``<runs_root>/<run id>``.
     """
-    return Registry(resolve_url(url))
+    return Registry(resolve_url(url), runs_root=runs_root)

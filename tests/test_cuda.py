@@ -18,8 +18,8 @@ from mtrec.engine import execute_run
 from mtrec.plugins import Plugins
 from mtrec.training import distributed as D
 from mtrec.training.stage import Stage
+from ddp_helpers import Linear  # the exact-step model the gloo DDP tests use
 from ops_helpers import TINY_SETTINGS, write_tiny_dataset
-from test_distributed import Linear  # the exact-step model the gloo DDP tests use
 
 pytestmark = [
     pytest.mark.cuda,

@@ -20,35 +20,17 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from mtrec.components import Encoder
 from mtrec.config import TrainingConfig, resolve
 from mtrec.plugins import Plugins
 from mtrec.training import distributed as D
 from mtrec.training.stage import DomainLoss, Stage
+from ddp_helpers import Linear
 from ops_helpers import REPO, TINY_SETTINGS, mtrec, read_metrics, run_args, write_tiny_dataset
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
 
-# --------------------------------------------------------------------------- a model for exact steps
-
-
-class Linear(Encoder):
-    """y = w.x + b with a mean-squared loss: no randomness, so DDP and one process can agree exactly."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.layer = nn.Linear(4, 1)
-
-    def train_tensors(self, run, domains):
-        g = torch.Generator().manual_seed(1)
-        x = torch.randn(64, 4, generator=g)
-        return {"x": x, "y": x @ torch.tensor([1.0, -2.0, 0.5, 3.0]) + 0.1 * torch.randn(64, generator=g)}
-
-    def loss(self, batch):
-        mse = ((self.layer(batch["x"]).squeeze(-1) - batch["y"]) ** 2).mean()
-        return DomainLoss({"all": mse}, {"all": batch["x"].shape[0]})
+# --------------------------------------------------------------------------- exact steps (ddp_helpers.Linear)
 
 
 def fake_run(run_dir: Path) -> SimpleNamespace:

@@ -22,6 +22,7 @@ def _run(plugins, tmp_path, extra=()):
     return execute_run(resolved, plugins, progress=False, output_root=tmp_path)
 
 
+@pytest.mark.slow  # three sasrec runs (~70 s): in `make test`, not `make test-fast`
 def test_same_config_same_metrics_on_cpu(plugins, tmp_path):
     first = _run(plugins, tmp_path / "a")
     second = _run(plugins, tmp_path / "b")

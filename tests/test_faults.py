@@ -22,7 +22,7 @@ from mtrec.cli import main
 from mtrec.plugins import Plugins
 from mtrec.registry import open_registry
 from ops_helpers import run_args, write_tiny_dataset
-from test_formats import MALFORMED, MALFORMED_CASES, MALFORMED_DATASET_CASES
+from malformed_cases import MALFORMED, MALFORMED_CASES, MALFORMED_DATASET_CASES
 
 CORPUS = [(c[0], c[1], c[2], c[3], c[4]) for c in MALFORMED_CASES] + [
     (folder, fmt, None, None, fragment) for folder, fmt, fragment in MALFORMED_DATASET_CASES

@@ -19,12 +19,12 @@ from mtrec.data.load import detect_format
 from mtrec.data.model import TEST, TRAIN, VALID
 from mtrec.data.spec import spec_from_mapping
 from mtrec.errors import DataError
+from malformed_cases import MALFORMED, MALFORMED_CASES, MALFORMED_DATASET_CASES
 
 FORMATS = {f.name: f for f in ALL_FORMATS}
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-MALFORMED = FIXTURES / "malformed"
 
 
 def shared(rel: str) -> Path:
@@ -367,37 +367,6 @@ def test_csv_fixture_tsv_file():
 # --------------------------------------------------------------------------------------------
 # Malformed input: every problem is a DataError naming the file (and the line where there is one)
 
-MALFORMED_CASES = [
-    # (fixture folder, format, file named, line, message fragment)
-    ("lcrec_truncated_json", "lcrec", "Shop.inter.json", 4, "invalid JSON"),
-    ("lcrec_unknown_item", "lcrec", "Shop.inter.json", 3, "unknown item id '7' in user '1'"),
-    ("lcrec_duplicate_item", "lcrec", "Shop.item.json", 4, "duplicate item id '1'"),
-    ("lcrec_non_utf8", "lcrec", "Shop.item.json", 3, "not valid UTF-8"),
-    ("lcrec_missing_items", "lcrec", "Shop.item.json", None, "missing required file"),
-    ("recbole_wrong_columns", "recbole", "shop.inter", 4, "expected 4 tab-separated columns"),
-    ("recbole_duplicate_item", "recbole", "shop.item", 4, "duplicate item id '10'"),
-    ("csv_non_utf8", "csv", "interactions.csv", 3, "not valid UTF-8"),
-    ("csv_wrong_columns", "csv", "interactions.csv", 3, "expected 3 columns"),
-    ("csv_unknown_item", "csv", "interactions.csv", 4, "unknown item id 'i9' in user 'u2'"),
-    ("c2dsr_unknown_item", "c2dsr", "train_F2.txt", 3, "unknown item id '9' in user '1'"),
-    ("c2dsr_duplicate_item", "c2dsr", "item_listO_AA_F.csv", 4, "duplicate item id '1'"),
-    ("c2dsr_wrong_columns", "c2dsr", "item_listO_AA_F.csv", 3, "expected 4 comma-separated columns"),
-    ("amazon2018_truncated_gz", "amazon2018", "Toys_and_Games.json.gz", None, "truncated"),
-    ("amazon2018_truncated_json", "amazon2018", "Toys_and_Games.json", 3, "invalid JSON"),
-    ("amazon2018_duplicate_item", "amazon2018", "meta_Toys_and_Games.json", 3, "duplicate item id 'B000000001'"),
-    ("unisrec_missing_item2index", "unisrec", "Shop.item2index", None, "missing required file"),
-    ("unisrec_wrong_columns", "unisrec", "Shop.test.inter", 3, "expected 3 tab-separated columns"),
-    ("syncrec_list_lengths", "syncrec", "amazon_seq.txt", 3, "differ in length"),
-    ("csv_empty_domain", "csv", "items.csv", None, "domain(s) 'B' of the item table have no interactions"),
-]
-
-# Problems only visible once the sources are assembled into a dataset (through load_dataset).
-MALFORMED_DATASET_CASES = [
-    # (fixture folder, format, message fragment)
-    ("csv_short_sequences", "csv", "domain(s) B have no test targets: every user's sequence there is shorter than 3"),
-]
-
-
 @pytest.mark.parametrize(("folder", "fmt", "file", "line", "fragment"), MALFORMED_CASES, ids=[c[0] for c in MALFORMED_CASES])
 def test_malformed(folder, fmt, file, line, fragment):
     with pytest.raises(DataError) as info:
@@ -421,7 +390,9 @@ def test_malformed_dataset(folder, fmt, fragment):
 
 
 def test_malformed_corpus_is_covered():
-    cases = [c[0] for c in MALFORMED_CASES] + [c[0] for c in MALFORMED_DATASET_CASES]
+    from test_bad_inputs import BAD_INPUTS  # the cases loaded through their own dataset.yaml
+
+    cases = [c[0] for c in MALFORMED_CASES] + [c[0] for c in MALFORMED_DATASET_CASES] + [c[0] for c in BAD_INPUTS]
     assert sorted(p.name for p in MALFORMED.iterdir() if p.is_dir()) == sorted(cases)
 
 

@@ -17,7 +17,6 @@ from mtrec.builtins.lora import (
 )
 from mtrec.builtins.seq2seq import Seq2Seq, Seq2SeqParams, build_seq2seq
 from mtrec.builtins.trie_beam import TrieBeamDecoder, TrieBeamParams, beam_search, build_trie, score_candidates
-from mtrec.components import Component
 from mtrec.config import resolve
 from mtrec.engine import execute_run
 from mtrec.errors import ConfigError
@@ -25,23 +24,24 @@ from mtrec.plugins import Plugins
 
 torch.set_num_threads(1)
 
-COMPONENTS = [
-    Component(kind="encoder", name="seq2seq", factory=build_seq2seq, params=Seq2SeqParams,
-              provides=frozenset({"generative"}), requires={"identifier": frozenset({"tokens"})}),
-    Component(kind="decoder", name="trie-beam", factory=TrieBeamDecoder, params=TrieBeamParams,
-              requires={"encoder": frozenset({"generative"}), "identifier": frozenset({"trie"})}),
-    Component(kind="transfer", name="unified-then-lora", factory=UnifiedThenLoRA, params=UnifiedThenLoRAParams),
-]
-
 
 @pytest.fixture(scope="module")
 def plugins():
-    loaded = Plugins().load()
-    catalogue = loaded.catalogue
-    for component in COMPONENTS:  # until the built-in plugin registers them
-        if component.name not in catalogue.components[component.kind]:
-            catalogue.add_component(component)
-    return loaded
+    """The built-in plugin registers seq2seq, trie-beam and unified-then-lora: a run of this module
+    that cannot find them fails (KeyError / ConfigError), it is not skipped."""
+    return Plugins().load()
+
+
+def test_the_builtin_plugin_registers_the_generative_parts(plugins):
+    catalogue = plugins.catalogue
+    assert catalogue.get("encoder", "seq2seq").factory is build_seq2seq
+    assert catalogue.get("encoder", "seq2seq").provides == {"generative"}
+    assert catalogue.get("encoder", "seq2seq").requires == {"identifier": {"tokens"}}
+    assert catalogue.get("decoder", "trie-beam").factory is TrieBeamDecoder
+    assert catalogue.get("decoder", "trie-beam").requires == {"encoder": {"generative"}, "identifier": {"trie"}}
+    assert catalogue.get("transfer", "unified-then-lora").factory is UnifiedThenLoRA
+    assert all(catalogue.get(kind, name).plugin == "mtrec"
+               for kind, name in (("encoder", "seq2seq"), ("decoder", "trie-beam"), ("transfer", "unified-then-lora")))
 
 
 # --------------------------------------------------------------------------- trie and search

@@ -29,7 +29,9 @@ def test_gpu_check_dry_run_writes_a_report_with_numbers(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="")
     env.pop("OUT", None)
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(report),
-                           "--work", str(tmp_path / "work")],
+                           "--work", str(tmp_path / "work"),
+                           # the default 100 s leaves the full runs no time when the CPU is shared
+                           "--budget", "200"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = report.read_text(encoding="utf-8")

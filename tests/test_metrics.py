@@ -115,10 +115,11 @@ def test_group_auc_weights_groups_by_candidates():
     assert group_auc(pos, neg, np.array([7, 8])) == pytest.approx(0.5)
     # one user with both examples: the within-group AUC is the pooled one
     assert group_auc(pos, neg, np.array([7, 7])) == pytest.approx(4.5 / 8)
-    # a group of 1 + 4 candidates weighs 5, a group of 1 + 2 weighs 3: (5 * 0.75 + 3 * 0) / 8
+    # group 1 holds 2 targets + 4 negatives (weight 6), group 2 1 target + 2 negatives (weight 3)
     uneven = group_auc(np.array([0.6, 0.0, 0.0]), np.array([[0.1, 0.7], [0.2, 0.5], [0.3, 0.4]]), np.array([1, 1, 2]))
-    # group 1: positives 0.6, 0.0 vs negatives 0.1 0.7 0.2 0.5 -> 0.6 beats 3, 0.0 beats 0 -> 3/8
-    assert uneven == pytest.approx((6 * 3 / 8 + 3 * 0.0) / 9)
+    # group 1: positives 0.6, 0.0 vs negatives 0.1 0.7 0.2 0.5 -> 0.6 beats 3, 0.0 beats 0 -> 3/8;
+    # group 2: 0.0 vs 0.3 0.4 -> 0;  (6 * 3/8 + 3 * 0) / 9 = 0.25
+    assert uneven == pytest.approx((6 * 3 / 8 + 3 * 0.0) / 9) == 0.25
 
 
 def test_sampled_protocol_reports_pooled_auc_and_gauc():

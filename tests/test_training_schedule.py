@@ -165,6 +165,50 @@ def test_resume_with_a_cosine_schedule_equals_an_uninterrupted_run(tmp_path, mon
         assert torch.equal(resumed.weights()[key], value), key
 
 
+def scripted(values: list[float]):
+    """A validation metric that returns ``values`` in order, whatever the weights."""
+    it = iter(values)
+    return lambda model: next(it)
+
+
+def test_plateau_schedule_decays_after_each_validation_without_a_new_best(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    # best at epoch 2; epochs 3 and 4 bring none: each halves the lr of the epochs after it; patience 3 stops at 5
+    run = fake_run(tmp_path, scripted([0.1, 0.2, 0.15, 0.19, 0.18]), lr_schedule="plateau", warmup_steps=2,
+                   epochs=10, patience=3)
+    _, result = fit(run, Stage(name="fit", domains=[0]))
+    assert (result.epochs_run, result.best_epoch) == (5, 2)
+    per_epoch = [lrs[k:k + 4] for k in range(0, 20, 4)]
+    assert per_epoch[0] == pytest.approx([0.0, 0.025, 0.05, 0.05])  # warm-up, then constant
+    assert per_epoch[1] == per_epoch[2] == pytest.approx([0.05] * 4)  # epoch 2 improved: no decay
+    assert per_epoch[3] == pytest.approx([0.025] * 4) and per_epoch[4] == pytest.approx([0.0125] * 4)
+
+
+def test_plateau_schedule_with_patience_two_decays_every_second_miss(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    run = fake_run(tmp_path, scripted([0.3, 0.1, 0.1, 0.1, 0.1]), lr_schedule="plateau", epochs=5, patience=9,
+                   lr_decay_patience=2, lr_decay_factor=0.1)
+    fit(run, Stage(name="fit", domains=[0]))
+    assert [lrs[k] for k in range(0, 20, 4)] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
+
+
+def test_resume_keeps_the_decayed_plateau_lr(tmp_path, monkeypatch):
+    values = [0.2, 0.1, 0.1, 0.3, 0.1]
+    settings = dict(lr_schedule="plateau", epochs=5, patience=9)
+    whole, _ = fit(fake_run(tmp_path / "whole", scripted(values), **settings), Stage(name="fit", domains=[0]))
+
+    kill_after_checkpoint(monkeypatch, epoch=3)
+    with pytest.raises(KeyboardInterrupt):
+        fit(fake_run(tmp_path / "cut", scripted(values), **settings), Stage(name="fit", domains=[0]))
+    monkeypatch.undo()
+    lrs = record_lrs(monkeypatch)
+    resumed, result = fit(fake_run(tmp_path / "cut", scripted(values[3:]), **settings), Stage(name="fit", domains=[0]))
+    assert result.resumed_from_epoch == 3 and result.best_epoch == 4
+    assert lrs[:4] == pytest.approx([0.0125] * 4)  # two misses (epochs 2, 3) before the kill: 0.05 / 4
+    for key, value in whole.weights().items():
+        assert torch.equal(resumed.weights()[key], value), key
+
+
 # --------------------------------------------------------------------------- epoch-0 scoring
 
 

@@ -46,8 +46,8 @@ from torch import nn
 
 from mtrec.builtins.transfer import ModelSetStrategy
 from mtrec.components import Catalogue, Component, Params
-from mtrec.errors import ConfigError
-from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text
+from mtrec.errors import ConfigError, UserError
+from mtrec.training.checkpoint import UnsafeFileError, atomic_torch_save, atomic_write_text, load_tensors, member, read_json
 from mtrec.training.stage import LOSS_WEIGHTING, Stage, combine_by_count, combine_equally
 
 if TYPE_CHECKING:
@@ -347,21 +347,31 @@ class UnifiedThenLoRA(ModelSetStrategy):
         atomic_write_text(directory / "transfer.json", json.dumps(meta, indent=2))
 
     def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
-        meta = json.loads((directory / "transfer.json").read_text())
+        meta_path = directory / "transfer.json"
+        meta = read_json(meta_path, "how the models were saved")
+        if not isinstance(meta, dict) or "mode" not in meta:
+            raise UserError(f"{meta_path}: expected a mapping with a 'mode' key")
         if meta["mode"] != "lora":
             return super().load(run, directory)
         from peft import LoraConfig
         from peft.functional import set_peft_model_state_dict
 
+        adapters = meta.get("adapters")
+        if not isinstance(adapters, dict):
+            raise UserError(f"{meta_path}: expected an 'adapters' mapping (domain -> adapter name)")
+        for name in adapters.values():  # each names a file: checked before anything is read
+            if not isinstance(name, str) or not re.fullmatch(r"\w+", name):
+                raise UnsafeFileError(f"{meta_path}: adapter name {name!r} is not a plain name; refusing to read it")
+            member(directory, f"adapter-{name}.pt", meta_path)
         lora = meta["lora"]
         config = LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], lora_dropout=lora["dropout"], bias="none",
                             target_modules=lora["target_modules"])
         model = run.build_encoder()
-        model.load_state_dict(torch.load(directory / "base.pt", map_location=run.device))
+        model.load_state_dict(load_tensors(member(directory, "base.pt", meta_path), run.device))
         views: dict[int, nn.Module] = {}
-        for d, name in sorted(meta["adapters"].items(), key=lambda kv: int(kv[0])):
+        for d, name in sorted(adapters.items(), key=lambda kv: int(kv[0])):
             add_adapter(model, name, config)
-            state = torch.load(directory / f"adapter-{name}.pt", map_location=run.device)
+            state = load_tensors(member(directory, f"adapter-{name}.pt", meta_path), run.device)
             result = set_peft_model_state_dict(model, state, adapter_name=name)
             if getattr(result, "unexpected_keys", None):
                 raise ValueError(f"{directory}/adapter-{name}.pt: keys not in the model: {result.unexpected_keys[:5]}")

@@ -14,40 +14,37 @@ from mtrec.builtins.trie_beam import TrieBeamDecoder, TrieBeamParams
 from mtrec.builtins.sasrec import SASRecParams, build_sasrec
 from mtrec.builtins.topk import TopKDecoder, TopKParams
 from mtrec.builtins.transfer import Joint, JointParams, SingleDomain, SingleDomainParams
-from mtrec.components import Component
+from mtrec.components import DISCRIMINATIVE_ENCODER, Capability, Component
 from mtrec.data.formats.builtin import ALL_FORMATS
 from mtrec.hookspecs import hookimpl
-from mtrec.training.stage import TASK_LOSSES
-
-DISCRIMINATIVE = frozenset({"discriminative", "scores", "embeddings"})
 
 
 @hookimpl
 def mtrec_register_components(register) -> None:
     register(Component(
         kind="identifier", name="atomic", factory=AtomicIdentifier, params=AtomicParams,
-        description="One token per item (classic ID embeddings).", provides=frozenset({"tokens", "trie"}),
+        description="One token per item (classic ID embeddings).", provides=frozenset({Capability.TOKENS, Capability.TRIE}),
     ))
     register(Component(
         kind="encoder", name="sasrec", factory=build_sasrec, params=SASRecParams,
         description="SASRec: causal self-attention over the history; CE, BPR or BCE (sampled negatives) over the target domain's items.",
-        provides=DISCRIMINATIVE,
+        provides=DISCRIMINATIVE_ENCODER,
     ))
     register(Component(
         kind="decoder", name="topk", factory=TopKDecoder, params=TopKParams,
         description="Score the target domain's items (exact, or a faiss index for large catalogues).",
-        requires={"encoder": frozenset({"scores"})},
+        requires={"encoder": frozenset({Capability.SCORES})},
     ))
     register(Component(
         kind="encoder", name="seq2seq", factory=build_seq2seq, params=Seq2SeqParams,
         description="T5 encoder-decoder (built from config, trained here) generating the next item's identifier tokens.",
-        provides=frozenset({"generative"}), requires={"identifier": frozenset({"tokens"})},
-        switchable={TASK_LOSSES: "task_losses"},
+        provides=frozenset({Capability.GENERATIVE}), requires={"identifier": frozenset({Capability.TOKENS})},
+        switchable={Capability.TASK_LOSSES: "task_losses"},
     ))
     register(Component(
         kind="decoder", name="trie-beam", factory=TrieBeamDecoder, params=TrieBeamParams,
         description="Beam search constrained to the target domain's identifier prefix trie (sampled candidates: exact likelihood).",
-        requires={"encoder": frozenset({"generative"}), "identifier": frozenset({"trie"})},
+        requires={"encoder": frozenset({Capability.GENERATIVE}), "identifier": frozenset({Capability.TRIE})},
     ))
     register(Component(
         kind="transfer", name="unified-then-lora", factory=UnifiedThenLoRA, params=UnifiedThenLoRAParams,

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from mtrec.builtins.domain_items import DomainItemTables, registered_domain_items
 from mtrec.builtins.transformer import TransformerStack, init_weights
 from mtrec.components import Encoder, Params
 from mtrec.data.views import next_item_windows, train_sequences
@@ -55,19 +56,13 @@ class SASRec(Encoder):
             params.hidden, params.heads, params.layers, params.inner or 4 * params.hidden,
             params.dropout, params.attn_dropout,
         )
-        self.register_buffer("item_domain", item_domain.clamp(min=0), persistent=False)
-        # Local index of each item within its domain, for per-domain softmax targets.
-        local = torch.zeros(n_items + 1, dtype=torch.long)
-        for items in domain_items:
-            local[items] = torch.arange(items.numel())
-        self.register_buffer("item_local", local, persistent=False)
-        for d, items in enumerate(domain_items):
-            self.register_buffer(f"domain_items_{d}", items, persistent=False)
+        # item_domain, item_local (0-based: per-domain softmax targets) and domain_items_{d}.
+        DomainItemTables.build(item_domain, domain_items, n_items).register(self)
         self.domain_names = list(domain_names)
         init_weights(self)
 
     def domain_items(self, d: int) -> torch.Tensor:
-        return getattr(self, f"domain_items_{d}")
+        return registered_domain_items(self, d)
 
     # ------------------------------------------------------------------ encoding
     def sequence_output(self, items: torch.Tensor) -> torch.Tensor:

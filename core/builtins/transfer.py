@@ -10,12 +10,12 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import torch
 from pydantic import Field
 from torch import nn
 
 from mtrec.components import Params
-from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text
+from mtrec.errors import UserError
+from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text, load_tensors, member, read_json
 from mtrec.training.stage import Stage, combine_by_count, combine_equally
 
 if TYPE_CHECKING:
@@ -37,13 +37,30 @@ class ModelSetStrategy:
         atomic_write_text(directory / "models.json", json.dumps({str(d): f for d, f in files.items()}))
 
     def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
-        files = {int(d): f for d, f in json.loads((directory / "models.json").read_text()).items()}
+        files = model_files(directory)
         built: dict[str, nn.Module] = {}
         for name in sorted(set(files.values())):
             model = run.build_encoder()
-            model.load_state_dict(torch.load(directory / name, map_location=run.device))
+            model.load_state_dict(load_tensors(member(directory, name, directory / "models.json"), run.device))
             built[name] = model.eval()
         return {d: built[f] for d, f in files.items()}
+
+
+def model_files(directory: Path, listing: str = "models.json") -> dict[int, str]:
+    """``domain index -> model file name`` of a saved model set, each name checked to stay in ``directory``."""
+    path = directory / listing
+    raw = read_json(path, "the saved models' domain -> file map")
+    if not isinstance(raw, dict):
+        raise UserError(f"{path}: expected a mapping of domain index to model file name")
+    files: dict[int, str] = {}
+    for key, name in raw.items():
+        try:
+            domain = int(key)
+        except (TypeError, ValueError):
+            raise UserError(f"{path}: key {key!r} is not a domain index") from None
+        member(directory, name, path)
+        files[domain] = name
+    return files
 
 
 class SingleDomainParams(Params):

@@ -106,14 +106,7 @@ def _file_digest(path: Path) -> bytes:
 def load_dataset(
     spec: DatasetSpec, formats: dict[str, DatasetFormat], *, use_cache: bool = True, progress: bool = False
 ) -> MultiDomainDataset:
-    for source in spec.sources:
-        if source.format not in formats:
-            raise DataError(
-                f"unknown dataset format {source.format!r}; known: {', '.join(sorted(formats))}",
-                path=spec.name,
-            )
-        if not spec.source_path(source).exists():
-            raise DataError("source file or folder does not exist", path=spec.source_path(source))
+    check_sources(spec, formats)
     key = fingerprint(spec)
     entry = cache_dir("datasets") / key
     if use_cache and (entry / "meta.json").is_file():
@@ -134,6 +127,26 @@ def load_dataset(
     if use_cache:
         _write_cache(entry, dataset)
     return dataset
+
+
+def check_sources(spec: DatasetSpec, formats: dict[str, DatasetFormat]) -> None:
+    """Every source's format is known, its path exists and its options fit the format's option
+    model: checked before any file is read, each problem named by its key in the spec."""
+    from mtrec.data.formats._io import check_options
+
+    where = spec.origin or spec.name
+    for i, source in enumerate(spec.sources):
+        if source.format not in formats:
+            raise DataError(
+                f"sources[{i}].format: unknown dataset format {source.format!r}; known: {', '.join(sorted(formats))}",
+                path=where,
+            )
+        path = spec.source_path(source)
+        if not path.exists():
+            raise DataError(f"sources[{i}].path: {path} does not exist (no such file or folder)", path=where)
+        model = getattr(formats[source.format], "options", None)
+        if model is not None:
+            check_options(source.format, source.options, model, path=where, key_prefix=f"sources[{i}].options.")
 
 
 def absolute_spec(spec: DatasetSpec) -> dict:

@@ -21,7 +21,6 @@ a bundled dataset.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -64,6 +63,7 @@ class DatasetSpec(BaseModel):
         "user overlaps across domains: the non-overlapping variant of a cross-domain dataset.",
     )
     base_dir: str = Field("", exclude=True, description="Folder that relative source paths start from.")
+    origin: str = Field("", exclude=True, description="Where the spec came from (its file), for error messages.")
 
     def source_path(self, source: SourceSpec) -> Path:
         path = Path(source.path).expanduser()
@@ -72,25 +72,82 @@ class DatasetSpec(BaseModel):
         return path
 
 
+def _yaml_loader():
+    """A safe YAML loader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader, node, deep=False):
+        loader.flatten_mapping(node)
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: let PyYAML report it
+                break
+            if first is not None:
+                raise DataError(
+                    f"duplicate key {key!r} (first given at line {first})", path=loader.name, line=key_node.start_mark.line + 1
+                )
+            seen[key] = key_node.start_mark.line + 1
+        return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return Loader
+
+
 def _read_mapping(path: Path) -> dict:
-    text = path.read_text(encoding="utf-8")
-    try:
+    from mtrec.data.formats._io import read_json, read_text
+
+    if path.is_dir():
+        raise DataError("expected a dataset spec file, found a folder", path=path)
+    if path.suffix == ".json":
+        data = read_json(path, what="the dataset spec")  # duplicate keys and syntax errors name their line
+    else:
+        text = read_text(path)  # UTF-8 (a byte-order mark is dropped); a bad byte names its line
+        if not text.strip():
+            raise DataError("empty file: expected a dataset spec (name:, sources: ...)", path=path)
         if path.suffix in {".yaml", ".yml"}:
             import yaml
 
-            data = yaml.safe_load(text)
-        elif path.suffix == ".toml":
+            try:
+                loader = _yaml_loader()(text)
+                loader.name = str(path)
+                try:
+                    data = loader.get_single_data()
+                finally:
+                    loader.dispose()
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark or exc.context_mark
+                problem = " ".join(x for x in (exc.context, exc.problem) if x)
+                raise DataError(
+                    f"cannot parse YAML: {problem}" + (f" (column {mark.column + 1})" if mark else ""),
+                    path=path,
+                    line=mark.line + 1 if mark else None,
+                ) from None
+            except yaml.YAMLError as exc:
+                raise DataError(f"cannot parse YAML: {exc}", path=path) from None
+        else:
             try:
                 import tomllib
             except ModuleNotFoundError:  # Python 3.10
                 import tomli as tomllib
-            data = tomllib.loads(text)
-        else:
-            data = json.loads(text)
-    except Exception as exc:  # the parsers' own messages carry line numbers
-        raise DataError(f"cannot parse: {exc}", path=path) from None
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                import re
+
+                found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+                raise DataError(
+                    f"cannot parse TOML: {exc}", path=path, line=int(found.group(1)) if found else None
+                ) from None
     if not isinstance(data, dict):
-        raise DataError("expected a mapping at the top level", path=path)
+        raise DataError(
+            f"expected a mapping (name:, sources: ...) at the top level, found {type(data).__name__}", path=path
+        )
     return data
 
 
@@ -104,14 +161,27 @@ def spec_from_mapping(data: dict, *, base_dir: Path | str = "", origin: str = "d
     try:
         spec = DatasetSpec.model_validate(data)
     except ValidationError as exc:
-        raise DataError(_format_validation(exc, origin)) from None
+        raise DataError(_format_validation(exc), path=origin) from None
     spec.base_dir = str(base_dir)
+    spec.origin = origin
     return spec
 
 
-def _format_validation(exc: ValidationError, origin: str) -> str:
-    lines = [f"{origin}: invalid dataset spec"]
+def spec_key(loc: tuple | list) -> str:
+    """``('sources', 0, 'options', 'x')`` -> ``sources[0].options.x``."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _format_validation(exc: ValidationError) -> str:
+    problems = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"])
-        lines.append(f"  {key}: {err['msg']}")
-    return "\n".join(lines)
+        key = spec_key(err["loc"])
+        msg = {"extra_forbidden": "unknown key", "missing": "required key missing"}.get(err["type"], err["msg"])
+        problem = f"{key}: {msg}" if key else msg
+        if err["type"] not in ("missing", "extra_forbidden") and "input" in err:
+            problem += f", got {err['input']!r}"
+        problems.append(problem)
+    return "invalid dataset spec: " + "; ".join(problems)

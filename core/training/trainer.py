@@ -203,6 +203,8 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
             if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
                 metrics, rows = _validate(run, model, stage, epoch, state)
                 row.update(metrics)
+                if cfg.lr_schedule == "plateau" and state["since_best"] and state["since_best"] % cfg.lr_decay_patience == 0:
+                    decay_on_plateau(scheduler, optimizer, cfg.lr_decay_factor)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", best=state["best_epoch"],
                                 **{f"val_{cfg.select_metric}": f"{row[cfg.select_metric]:.4f}"})
                 state["stopped"] = state["since_best"] >= patience
@@ -266,8 +268,16 @@ def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, training_steps: int
         return None
     from transformers import get_scheduler
 
-    name = "constant_with_warmup" if cfg.lr_schedule == "constant" else cfg.lr_schedule
+    name = "constant_with_warmup" if cfg.lr_schedule in ("constant", "plateau") else cfg.lr_schedule
     return get_scheduler(name, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=training_steps)
+
+
+def decay_on_plateau(scheduler: Any, optimizer: torch.optim.Optimizer, factor: float) -> None:
+    """Scale the plateau schedule's base learning rates by ``factor``.  They live in the scheduler's
+    state dict, so a resumed stage continues at the decayed rate."""
+    scheduler.base_lrs = [lr * factor for lr in scheduler.base_lrs]
+    for group, lr, lam in zip(optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+        group["lr"] = lr * lam(scheduler.last_epoch)
 
 
 def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: dict, seconds: float) -> str:

@@ -131,6 +131,20 @@ def final_rows(seed: float = 0.0) -> list[dict[str, Any]]:
 
 
 @pytest.fixture
+def run_dir() -> Any:
+    """``run_dir(run_id)``: the run's own folder ``<data_dir()>/runs/<id>`` (created), where the
+    registry accepts (and later reads and deletes) its artifacts."""
+    from mtrec.paths import data_dir
+
+    def make(run_id: str) -> Any:
+        folder = data_dir() / "runs" / run_id
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    return make
+
+
+@pytest.fixture
 def start_kwargs() -> Any:
     """``start_kwargs(**overrides)``: the arguments of ``start_run`` as the engine passes them."""
     return run_kwargs

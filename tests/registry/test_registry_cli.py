@@ -18,7 +18,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def populated(reg, start_kwargs, test_rows, tmp_path):
+def populated(reg, start_kwargs, test_rows, run_dir):
     """Three runs: gmc and sasrec finished on 'tiny', one failed on 'other'."""
     ids = {}
     for name, recipe, seed in (("a", "gmc", 0.0), ("b", "sasrec", 0.05)):
@@ -26,7 +26,8 @@ def populated(reg, start_kwargs, test_rows, tmp_path):
         reg.log_metrics(rid, test_rows(seed))
         reg.log_metrics(rid, [{"stage": "joint", "split": "valid", "domain": "average", "name": "ndcg", "k": 10,
                                "value": 0.01 * e, "step": e} for e in range(4)])
-        f = tmp_path / f"{name}.bin"
+        f = run_dir(rid) / "identifier" / f"{name}.bin"
+        f.parent.mkdir()
         f.write_bytes(name.encode() * 64)
         reg.log_artifact(rid, "identifier", f)
         reg.set_status(rid, "finished")
@@ -136,18 +137,28 @@ def test_export(registry_url, populated, tmp_path):
     assert invoke(registry_url, "export", populated["b"]).exit_code == 2  # --format is required
 
 
-def test_delete(registry_url, populated, tmp_path):
+def test_delete(registry_url, populated, run_dir):
     out = invoke(registry_url, "delete", populated["a"], input="n\n")
     assert out.exit_code == 1 and "Aborted" in out.output
     assert len(json.loads(invoke(registry_url, "list", "--format", "json").stdout)) == 3
 
     out = invoke(registry_url, "delete", populated["a"], input="y\n")
     assert out.exit_code == 0 and f"deleted run {populated['a']}" in out.stdout
-    out = invoke(registry_url, "delete", populated["b"], "--yes", "--delete-files")
-    assert out.exit_code == 0
-    assert (tmp_path / "a.bin").exists() and not (tmp_path / "b.bin").exists()
-    left = json.loads(invoke(registry_url, "list", "--format", "json").stdout)
-    assert [r["id"] for r in left] == [populated["failed"]]
+    folder_b = run_dir(populated["b"])
+    (folder_b / "checkpoints").mkdir()
+    (folder_b / "checkpoints" / "joint.pt").write_bytes(b"state")
+    (folder_b / "config.json").write_text("{}")
+    (folder_b / "metrics.json").write_text("{}")
+    out = invoke(registry_url, "delete", populated["b"], "--delete-files", input="y\n")
+    assert out.exit_code == 0, out.output
+    assert f"and its folder {folder_b}?" in out.output  # the prompt names what goes
+    assert f"and its folder {folder_b}" in out.stdout
+    assert (run_dir(populated["a"]) / "identifier" / "a.bin").exists()  # deleted without --delete-files
+    assert not folder_b.exists()  # the whole run folder, not only its artifacts
+    assert folder_b.parent.is_dir()
+    out = invoke(registry_url, "delete", populated["failed"], "--yes", "--delete-files")
+    assert out.exit_code == 0 and "it had no folder" in out.stdout
+    assert json.loads(invoke(registry_url, "list", "--format", "json").stdout) == []
 
 
 def test_tag(registry_url, populated):
@@ -165,7 +176,7 @@ def test_where(registry_url, monkeypatch, tmp_path):
     out = invoke(registry_url, "where")
     assert out.exit_code == 0 and out.stdout.strip() == mask_url(registry_url)
     out = invoke(registry_url, "where", "-v")
-    assert "revision  0002" in out.stdout and "runs      0" in out.stdout
+    assert "revision  0003" in out.stdout and "runs      0" in out.stdout
 
     monkeypatch.setenv("MTREC_HOME", str(tmp_path / "home"))
     out = CliRunner().invoke(runs, ["where"], catch_exceptions=False)
@@ -200,8 +211,9 @@ def test_errors_propagate_under_a_parent_group(registry_url):
 
 
 def test_mtrec_main_cli(registry_url, populated):
-    """The real ``mtrec`` command, where it is importable."""
-    cli = pytest.importorskip("mtrec.cli")
+    """The real ``mtrec`` command mounts the same ``runs`` group."""
+    from mtrec import cli
+
     result = CliRunner().invoke(cli.main, ["runs", "show", "nope", "--registry", registry_url])
     assert result.exit_code == 2 and "nope" in result.stderr
     result = CliRunner().invoke(cli.main, ["runs", "list", "--registry", registry_url, "--format", "json"])

@@ -34,9 +34,9 @@ def _revision(engine) -> str | None:
         return current_revision(conn)
 
 
-def test_two_revisions():
-    assert revisions() == ["0001", "0002"]
-    assert head_revision() == "0002"
+def test_three_revisions():
+    assert revisions() == ["0001", "0002", "0003"]
+    assert head_revision() == "0003"
     # the constants that let an up-to-date registry open without alembic match the scripts
     assert script_revisions() == revisions()
 
@@ -47,7 +47,7 @@ def test_empty_database_to_head(registry_url, engine):
         assert reg.revision == head_revision()
     insp = inspect(engine)
     assert {"runs", "components", "metrics", "artifacts", "alembic_version"} <= set(insp.get_table_names())
-    assert "tags" in {c["name"] for c in insp.get_columns("runs")}
+    assert {"tags", "pid"} <= {c["name"] for c in insp.get_columns("runs")}
     indexes = {ix["name"]: ix["column_names"] for ix in insp.get_indexes("metrics")}
     assert indexes == {"ix_metrics_run_split_domain": ["run_id", "split", "domain"]}
     # opening again does nothing
@@ -101,6 +101,7 @@ def test_upgrade_from_revision_1_keeps_the_data(registry_url, engine):
         assert run["created_at"] == created.isoformat()
         assert run["duration_s"] == 300
         assert run["tags"] == []
+        assert run["pid"] is None and run["stale"] is False  # recorded before pids were
         assert [(m["domain"], m["name"], m["k"], m["value"]) for m in run["metrics"]] == [
             ("average", "ndcg", 10, 0.25), ("a", "mrr", None, 0.5)]
         assert run["components"][0]["version"] == "0.0.9"

@@ -14,7 +14,7 @@ from mtrec.registry import Registry, RegistryError, open_registry
 from mtrec.registry.store import default_url, file_digest, resolve_url
 
 
-def test_round_trip(reg, start_kwargs, test_rows, tmp_path):
+def test_round_trip(reg, start_kwargs, test_rows, run_dir):
     before = dt.datetime.now(dt.timezone.utc)
     rid = reg.start_run(**start_kwargs(host="worker-3"))
     assert len(rid) == 12 and all(c in "0123456789abcdef" for c in rid)
@@ -43,7 +43,7 @@ def test_round_trip(reg, start_kwargs, test_rows, tmp_path):
     reg.log_metrics(rid, [{"stage": "final", "split": "test", "domain": "average", "name": "loss",
                            "value": float("nan")}])
 
-    ident = tmp_path / "identifier"
+    ident = run_dir(rid) / "identifier"
     ident.mkdir()
     (ident / "codes.json").write_text('{"a": [1, 2]}')
     (ident / "sub").mkdir()
@@ -52,7 +52,7 @@ def test_round_trip(reg, start_kwargs, test_rows, tmp_path):
     assert info["path"] == str(ident.absolute())
     assert info["bytes"] == len('{"a": [1, 2]}') + 1000
     assert info["sha256"] == file_digest(ident)[0]
-    model = tmp_path / "model.pt"
+    model = run_dir(rid) / "model.pt"
     model.write_bytes(b"weights" * 100)
     info = reg.log_artifact(rid, "models", str(model))
     assert info["bytes"] == 700 and len(info["sha256"]) == 64
@@ -83,9 +83,9 @@ def test_filtered_metric_query(reg, start_kwargs, test_rows):
     assert reg.metrics(a, split="valid") == []
 
 
-def test_artifact_verification(reg, start_kwargs, tmp_path):
+def test_artifact_verification(reg, start_kwargs, run_dir):
     rid = reg.start_run(**start_kwargs())
-    f = tmp_path / "codes.bin"
+    f = run_dir(rid) / "codes.bin"
     f.write_bytes(b"abc")
     reg.log_artifact(rid, "identifier", f)
 
@@ -105,7 +105,7 @@ def test_artifact_verification(reg, start_kwargs, tmp_path):
     with pytest.raises(RegistryError, match=r"no artifact 'models' \(it has identifier\)"):
         reg.artifact_path(rid, "models")
     with pytest.raises(RegistryError, match="does not exist"):
-        reg.log_artifact(rid, "models", tmp_path / "nope.pt")
+        reg.log_artifact(rid, "models", run_dir(rid) / "nope.pt")
 
 
 def test_status(reg, start_kwargs):
@@ -148,17 +148,17 @@ def test_list_filters(reg, start_kwargs):
     assert reg.count_runs() == 3
 
 
-def test_delete_cascades(reg, registry_url, start_kwargs, test_rows, tmp_path):
+def test_delete_cascades(reg, registry_url, start_kwargs, test_rows, run_dir):
     keep = reg.start_run(**start_kwargs())
     gone = reg.start_run(**start_kwargs())
     files = {}
     for rid in (keep, gone):
         reg.log_metrics(rid, test_rows())
-        files[rid] = tmp_path / f"{rid}.bin"
+        files[rid] = run_dir(rid) / f"{rid}.bin"
         files[rid].write_bytes(rid.encode())
         reg.log_artifact(rid, "identifier", files[rid])
 
-    reg.delete_run(gone)
+    assert reg.delete_run(gone) is None
     with pytest.raises(RegistryError, match=gone):
         reg.get_run(gone)
     assert files[gone].exists()  # files stay unless asked
@@ -175,11 +175,12 @@ def test_delete_cascades(reg, registry_url, start_kwargs, test_rows, tmp_path):
         engine.dispose()
 
     other = reg.start_run(**start_kwargs())
-    reg.log_artifact(other, "identifier", files[keep])  # the same file recorded by two runs
-    reg.delete_run(keep, delete_files=True)
-    assert files[keep].exists()  # still recorded by `other`
-    reg.delete_run(other, delete_files=True)
-    assert not files[keep].exists()
+    with pytest.raises(RegistryError, match="not inside the run's own folder"):
+        reg.log_artifact(other, "identifier", files[keep])  # another run's file is not this run's artifact
+    assert reg.delete_run(keep, delete_files=True) == files[keep].parent
+    assert not files[keep].parent.exists()
+    assert files[gone].exists()
+    assert reg.delete_run(other, delete_files=True) is None  # it never had a folder
     assert reg.list_runs() == []
 
 

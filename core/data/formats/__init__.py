@@ -48,4 +48,7 @@ class DatasetFormat:
     description: str = ""
     detect: Callable[[Path], bool] | None = None  # True when a folder looks like this format
     plugin: str = ""
+    # A pydantic model of the reader's options (see ``_io.ReaderOptions``): when given, a spec's
+    # options are checked against it -- unknown keys, wrong types -- before any file is read.
+    options: type | None = None
 

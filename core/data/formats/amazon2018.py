@@ -22,20 +22,34 @@ metadata; by default both are errors, ``duplicate_meta: first`` keeps the first 
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
+from typing import Literal
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import as_text, check_options, iter_lines, parse_json_line, require_file, unknown_item
+from mtrec.data.formats._io import (
+    ReaderOptions,
+    as_text,
+    check_id,
+    check_options,
+    iter_lines,
+    parse_json_line,
+    require_file,
+    unknown_item,
+)
 from mtrec.errors import DataError
 
-DEFAULTS = {
-    "reviews": None,
-    "meta": None,
-    "duplicate_meta": "error",  # or "first"
-    "missing_meta": "error",  # or "drop", "empty"
-    "min_rating": None,  # keep only reviews with overall >= this
-}
+
+class Options(ReaderOptions):
+    reviews: str | None = None
+    meta: str | None = None
+    duplicate_meta: Literal["error", "first"] = "error"
+    missing_meta: Literal["error", "drop", "empty"] = "error"
+    min_rating: float | None = None  # keep only reviews with overall >= this
+
+
+DEFAULTS = Options().model_dump()
 META_RE = re.compile(r"^meta_(?P<cat>.+?)\.json(\.gz)?$")
 
 
@@ -90,7 +104,7 @@ def _read_meta(file: Path, duplicate: str, wanted: set[str]) -> dict[str, dict[s
         asin = obj.get("asin")
         if not isinstance(asin, str) or not asin.strip():
             raise DataError("record has no asin", path=file, line=lineno)
-        asin = asin.strip()
+        asin = check_id(asin.strip(), "asin", path=file, line=lineno)
         if asin in first_line:
             if duplicate == "first":
                 continue
@@ -123,13 +137,18 @@ def _read_reviews(file: Path, dom: str, min_rating, events: dict, order: list[in
         missing = [k for k in ("reviewerID", "asin", "unixReviewTime") if k not in obj]
         if missing:
             raise DataError(f"review lacks {', '.join(missing)}", path=file, line=lineno)
-        user, asin = str(obj["reviewerID"]).strip(), str(obj["asin"]).strip()
+        user = check_id(str(obj["reviewerID"]).strip(), "reviewerID", path=file, line=lineno)
+        asin = check_id(str(obj["asin"]).strip(), "asin", path=file, line=lineno)
         if not user or not asin:
             raise DataError("empty reviewerID or asin", path=file, line=lineno)
         try:
+            if isinstance(obj["unixReviewTime"], bool):
+                raise TypeError
             t = float(obj["unixReviewTime"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise DataError(f"unixReviewTime {obj['unixReviewTime']!r} is not a number", path=file, line=lineno) from None
+        if not math.isfinite(t):
+            raise DataError(f"unixReviewTime {obj['unixReviewTime']!r} is not a finite time", path=file, line=lineno)
         if min_rating is not None:
             try:
                 if float(obj.get("overall", 0)) < float(min_rating):
@@ -144,7 +163,7 @@ def _read_reviews(file: Path, dom: str, min_rating, events: dict, order: list[in
 
 def read_amazon2018(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("amazon2018", options, DEFAULTS, path=path)
+    opts = check_options("amazon2018", options, Options, path=path)
     if opts["duplicate_meta"] not in ("error", "first"):
         raise DataError(f"option duplicate_meta must be 'error' or 'first', got {opts['duplicate_meta']!r}", path=path)
     if opts["missing_meta"] not in ("error", "drop", "empty"):
@@ -208,4 +227,5 @@ FORMAT = DatasetFormat(
     reader=read_amazon2018,
     description="Amazon Review Data 2018: <Category>.json(.gz) reviews + meta_<Category>.json(.gz), one domain per category",
     detect=detect,
+    options=Options,
 )

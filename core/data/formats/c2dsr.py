@@ -25,37 +25,44 @@ of reviewer ids indexed by user index).
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import check_options, iter_lines, read_json, require_file, unknown_item
+from mtrec.data.formats._io import ReaderOptions, check_id, check_options, iter_csv, iter_lines, read_json, require_file, unknown_item
 from mtrec.errors import DataError
 
-DEFAULTS = {
-    "domain_files": {"Arts": "item_listA_F.csv", "Office": "item_listO_AA_F.csv"},
-    "split_files": {"train": "train_F2.txt", "valid": "valid_F2.txt", "test": "test_F2.txt"},
-    "user_ids": "index",  # or "reviewer" (needs users_file)
-    "users_file": "Dualuser_dict.json",
-}
+
+class Options(ReaderOptions):
+    domain_files: dict[str, str] = Field(
+        default_factory=lambda: {"Arts": "item_listA_F.csv", "Office": "item_listO_AA_F.csv"}, min_length=1
+    )
+    split_files: dict[Literal["train", "valid", "test"], str] = Field(
+        default_factory=lambda: {"train": "train_F2.txt", "valid": "valid_F2.txt", "test": "test_F2.txt"}
+    )
+    user_ids: Literal["index", "reviewer"] = "index"  # "reviewer" needs users_file
+    users_file: str = "Dualuser_dict.json"
+
+
+DEFAULTS = Options().model_dump()
 ITEM_HEADER = ["idBefore", "item_title", "idAfter", "item_attribute"]
 SPLIT_ROLE = {"train": 0, "valid": 1, "test": 2}
 
 
 def _read_items(file: Path, domain: str, owner: dict[str, tuple[str, Path, int]]) -> dict[str, dict[str, str]]:
     table: dict[str, dict[str, str]] = {}
-    # csv.reader counts the lines it pulls (reader.line_num), so errors keep their line numbers
-    reader = csv.reader(text + "\n" for _, text in iter_lines(file))
-    header = next(reader, None)
-    if header is None:
+    reader = iter_csv(file)  # records with the line each starts on; quotes and field sizes checked
+    first = next(reader, None)
+    if first is None:
         raise DataError(f"empty file: expected the header {','.join(ITEM_HEADER)}", path=file)
-    header = [h.strip() for h in header]
+    header = [h.strip() for h in first[1]]
     missing = [h for h in ("item_title", "idAfter", "item_attribute") if h not in header]
     if missing:
         raise DataError(f"header lacks column(s) {', '.join(missing)} (expected {','.join(ITEM_HEADER)})", path=file, line=1)
     col_id, col_title, col_attr = header.index("idAfter"), header.index("item_title"), header.index("item_attribute")
-    for row in reader:
-        lineno = reader.line_num
+    for lineno, row, _ in reader:
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(header):
@@ -64,7 +71,7 @@ def _read_items(file: Path, domain: str, owner: dict[str, tuple[str, Path, int]]
                 path=file,
                 line=lineno,
             )
-        raw = row[col_id].strip()
+        raw = check_id(row[col_id].strip(), "item id", path=file, line=lineno)
         if not raw:
             raise DataError("empty idAfter", path=file, line=lineno)
         if raw in owner:
@@ -139,7 +146,7 @@ def _read_split(file: Path, role: int, owner: dict, items_desc: str, out: dict) 
 
 def read_c2dsr(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("c2dsr", options, DEFAULTS, path=path)
+    opts = check_options("c2dsr", options, Options, path=path)
     if not path.is_dir():
         raise DataError("a c2dsr source is the folder holding item_list*.csv and *_F2.txt", path=path)
     if not isinstance(opts["domain_files"], dict) or not opts["domain_files"]:
@@ -193,4 +200,5 @@ FORMAT = DatasetFormat(
     description="C2DSR/URLLM Arts+Office files: item_listA_F.csv, item_listO_AA_F.csv, "
     "{train,valid,test}_F2.txt (ships a split)",
     detect=detect,
+    options=Options,
 )

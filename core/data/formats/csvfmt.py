@@ -18,24 +18,37 @@ item table every interaction must name a listed item; without one items have no 
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
+from typing import Literal
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import InteractionBuffer, check_options, iter_lines, parse_time, require_file, unknown_item
+from mtrec.data.formats._io import (
+    InteractionBuffer,
+    ReaderOptions,
+    TruncationCheck,
+    check_id,
+    check_options,
+    iter_csv,
+    parse_time,
+    require_file,
+    unknown_item,
+)
 from mtrec.errors import DataError
 
-DEFAULTS = {
-    "interactions": None,  # file name inside the folder (default interactions.csv / .tsv)
-    "items": None,  # item table file name (default items.csv / .tsv when present; false = none)
-    "delimiter": None,
-    "user_column": "user",
-    "item_column": "item",
-    "time_column": "timestamp",
-    "domain_column": "domain",
-    "item_id_column": "item",
-    "text_columns": None,
-}
+
+class Options(ReaderOptions):
+    interactions: str | None = None  # file name inside the folder (default interactions.csv / .tsv)
+    items: str | Literal[False] | None = None  # item table file name (default items.csv / .tsv when present; false = none)
+    delimiter: str | None = None
+    user_column: str = "user"
+    item_column: str = "item"
+    time_column: str = "timestamp"
+    domain_column: str = "domain"
+    item_id_column: str = "item"
+    text_columns: list[str] | None = None
+
+
+DEFAULTS = Options().model_dump()
 
 
 def _delimiter(file: Path, opt: str | None) -> str:
@@ -47,23 +60,29 @@ def _delimiter(file: Path, opt: str | None) -> str:
     return "\t" if name.endswith((".tsv", ".tab")) else ","
 
 
-def _rows(file: Path, delimiter: str):
-    """(line, header, row) for every data row; the header is required, column counts checked."""
-    reader = csv.reader((text + "\n" for _, text in iter_lines(file)), delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
-        raise DataError("empty file: a header line naming the columns is required", path=file)
-    header = [h.strip() for h in header]
-    for row in reader:
+def _rows(file: Path, delimiter: str, width_columns: set[str]):
+    """(line, header, row) for every data row; the header is required, column counts checked,
+    and a last line cut off inside its last field is refused (see :class:`TruncationCheck`)."""
+    header = truncation = None
+    for lineno, row, ended in iter_csv(file, delimiter):
+        if header is None:
+            if not row or (len(row) == 1 and not row[0].strip()):
+                raise DataError("the first line must be the header naming the columns; it is empty", path=file, line=lineno)
+            header = [h.strip() for h in row]
+            truncation = TruncationCheck(file, header, width_columns=width_columns)
+            continue
         if not row or (len(row) == 1 and not row[0].strip()):
             continue
         if len(row) != len(header):
             raise DataError(
                 f"expected {len(header)} columns ({', '.join(header)}), found {len(row)}",
                 path=file,
-                line=reader.line_num,
+                line=lineno,
             )
-        yield reader.line_num, header, row
+        truncation.feed(row, ended, lineno)
+        yield lineno, header, row
+    if header is None:
+        raise DataError("empty file: a header line naming the columns is required", path=file)
 
 
 def _col(header: list[str], name: str, option: str, file: Path) -> int:
@@ -83,7 +102,7 @@ def _find(folder: Path, stem: str) -> Path | None:
 
 def read_csv(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("csv", options, DEFAULTS, path=path)
+    opts = check_options("csv", options, Options, path=path)
     if path.is_file():
         inter_file, folder = path, path.parent
     else:
@@ -111,7 +130,7 @@ def read_csv(path: Path, *, domain: str | None = None, options: dict | None = No
         delim = _delimiter(item_file, opts["delimiter"])
         id_col = dom_col = None
         text_cols: list[tuple[int, str]] = []
-        for lineno, header, row in _rows(item_file, delim):
+        for lineno, header, row in _rows(item_file, delim, {opts["item_id_column"]}):
             if id_col is None:
                 id_col = _col(header, opts["item_id_column"], "item_id_column", item_file)
                 item_has_domain = opts["domain_column"] in header
@@ -120,7 +139,7 @@ def read_csv(path: Path, *, domain: str | None = None, options: dict | None = No
                     text_cols = [(_col(header, c, "text_columns", item_file), c) for c in opts["text_columns"]]
                 else:
                     text_cols = [(i, h) for i, h in enumerate(header) if i not in (id_col, dom_col)]
-            raw = row[id_col].strip()
+            raw = check_id(row[id_col].strip(), "item id", path=item_file, line=lineno)
             if not raw:
                 raise DataError("empty item id", path=item_file, line=lineno)
             key = (row[dom_col].strip() if item_has_domain else None, raw)
@@ -134,7 +153,8 @@ def read_csv(path: Path, *, domain: str | None = None, options: dict | None = No
     events = InteractionBuffer()  # compact arrays, not a Python tuple per line: files may be large
     items: dict[str, dict[str, dict[str, str]]] = {}
     cols = None
-    for lineno, header, row in _rows(inter_file, delim):
+    id_time = {opts["user_column"], opts["item_column"], opts["time_column"]}
+    for lineno, header, row in _rows(inter_file, delim, id_time):
         if cols is None:
             cols = {
                 "user": _col(header, opts["user_column"], "user_column", inter_file),
@@ -142,7 +162,8 @@ def read_csv(path: Path, *, domain: str | None = None, options: dict | None = No
                 "time": header.index(opts["time_column"]) if opts["time_column"] in header else None,
                 "domain": header.index(opts["domain_column"]) if opts["domain_column"] in header else None,
             }
-        user, raw = row[cols["user"]].strip(), row[cols["item"]].strip()
+        user = check_id(row[cols["user"]].strip(), "user id", path=inter_file, line=lineno)
+        raw = check_id(row[cols["item"]].strip(), "item id", path=inter_file, line=lineno)
         if not user or not raw:
             raise DataError("empty user or item id", path=inter_file, line=lineno)
         dom = row[cols["domain"]].strip() if cols["domain"] is not None else default_domain
@@ -184,4 +205,5 @@ FORMAT = DatasetFormat(
     reader=read_csv,
     description="CSV/TSV interactions (user, item[, timestamp][, domain]; header required) + optional items table",
     detect=detect,
+    options=Options,
 )

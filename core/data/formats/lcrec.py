@@ -15,12 +15,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import as_text, check_options, find_one, json_key_line, read_json, require_file, unknown_item
+from mtrec.data.formats._io import ReaderOptions, as_text, check_id, check_options, find_one, json_key_line, read_json, require_file, unknown_item
 from mtrec.errors import DataError
 
 INTER_SUFFIX = ".inter.json"
 ITEM_SUFFIX = ".item.json"
-DEFAULTS = {"name": None}
+class Options(ReaderOptions):
+    name: str | None = None  # <name> of <name>.inter.json when the folder holds several
+
+
+DEFAULTS = Options().model_dump()
 
 
 def _files(path: Path, name: str | None) -> tuple[Path, Path, str]:
@@ -33,9 +37,20 @@ def _files(path: Path, name: str | None) -> tuple[Path, Path, str]:
     return inter, require_file(path / f"{stem}{ITEM_SUFFIX}", "LC-Rec item table"), stem
 
 
+def _check_key(key: str, what: str, file: Path) -> None:
+    """An object key used as an id must be non-empty and free of control characters."""
+    if not key.strip():
+        raise DataError(f"empty {what}", path=file, line=json_key_line(file, key))
+    try:
+        check_id(key, what, path=file, line=None)
+    except DataError:  # report it again with its line (finding it re-reads the file)
+        check_id(key, what, path=file, line=json_key_line(file, key))
+        raise
+
+
 def read_lcrec(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("lcrec", options, DEFAULTS, path=path)
+    opts = check_options("lcrec", options, Options, path=path)
     inter_file, item_file, stem = _files(path, opts["name"])
     domain = domain or stem
 
@@ -44,6 +59,7 @@ def read_lcrec(path: Path, *, domain: str | None = None, options: dict | None = 
         raise DataError("expected a JSON object {item id: {field: text}} at the top level", path=item_file, line=1)
     table: dict[str, dict[str, str]] = {}
     for key, entry in raw_items.items():
+        _check_key(key, "item id", item_file)
         if not isinstance(entry, dict):
             raise DataError(
                 f"item {key!r}: expected an object of text fields, got {type(entry).__name__}",
@@ -57,6 +73,7 @@ def read_lcrec(path: Path, *, domain: str | None = None, options: dict | None = 
         raise DataError("expected a JSON object {user id: [item id, ...]} at the top level", path=inter_file, line=1)
     sequences: dict[str, list[tuple[str, str]]] = {}
     for user, seq in raw_seqs.items():
+        _check_key(user, "user id", inter_file)
         if not isinstance(seq, list):
             raise DataError(
                 f"user {user!r}: expected a list of item ids, got {type(seq).__name__}",
@@ -72,6 +89,8 @@ def read_lcrec(path: Path, *, domain: str | None = None, options: dict | None = 
                     line=json_key_line(inter_file, str(user)),
                 )
             raw = str(item)
+            if isinstance(item, str) and raw not in table:
+                check_id(raw, f"user {user!r}: item id", path=inter_file, line=json_key_line(inter_file, str(user)))
             if raw not in table:
                 line = json_key_line(inter_file, str(user))
                 raise unknown_item(raw, str(user), table=item_file, path=inter_file, line=line)
@@ -95,4 +114,5 @@ FORMAT = DatasetFormat(
     description="LC-Rec JSON: <name>.inter.json {user: [items]} + "
     "<name>.item.json {item: {title, description, brand, categories}}",
     detect=detect,
+    options=Options,
 )

@@ -16,16 +16,29 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import InteractionBuffer, check_options, find_one, iter_lines, parse_time, unknown_item
+from mtrec.data.formats._io import (
+    InteractionBuffer,
+    ReaderOptions,
+    TruncationCheck,
+    check_id,
+    check_options,
+    find_one,
+    iter_lines_eol,
+    parse_time,
+    unknown_item,
+)
 from mtrec.errors import DataError
 
-DEFAULTS = {
-    "name": None,  # <name> of <name>.inter when the folder holds several
-    "user_field": "user_id",
-    "item_field": "item_id",
-    "time_field": "timestamp",
-    "title_field": None,
-}
+
+class Options(ReaderOptions):
+    name: str | None = None  # <name> of <name>.inter when the folder holds several
+    user_field: str = "user_id"
+    item_field: str = "item_id"
+    time_field: str = "timestamp"
+    title_field: str | None = None
+
+
+DEFAULTS = Options().model_dump()
 TITLE_CANDIDATES = ("title", "movie_title", "item_title", "name")
 TEXT_TYPES = {"token", "token_seq"}
 
@@ -44,12 +57,17 @@ def _header(line: str, *, path: Path) -> list[tuple[str, str]]:
     return fields
 
 
-def _rows(path: Path):
-    """Yield (line, header, cells) for each data row; the column count is checked."""
-    header = None
-    for lineno, text in iter_lines(path):
+def _rows(path: Path, width_columns: set[str]):
+    """Yield (line, header, cells) for each data row; the column count is checked, and a last
+    line cut off inside its last field (no final line break, and a value that fails its column's
+    type or is shorter than every earlier value of an id / time column) is refused."""
+    header = truncation = None
+    for lineno, text, ended in iter_lines_eol(path):
         if header is None:
             header = _header(text, path=path)
+            names, types = [n for n, _ in header], [t for _, t in header]
+            widths = set(width_columns) | {n for n, t in header if t == "float"}
+            truncation = TruncationCheck(path, names, types, widths)
             continue
         if not text.strip():
             continue
@@ -60,6 +78,7 @@ def _rows(path: Path):
                 path=path,
                 line=lineno,
             )
+        truncation.feed(cells, ended, lineno)
         yield lineno, header, cells
     if header is None:
         raise DataError("empty file: expected a header line name:type", path=path)
@@ -76,7 +95,7 @@ def _column(header: list[tuple[str, str]], name: str, *, path: Path, option: str
 
 def read_recbole(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("recbole", options, DEFAULTS, path=path)
+    opts = check_options("recbole", options, Options, path=path)
     if path.is_file():
         if path.suffix != ".inter":
             raise DataError("a recbole source is a folder or a <name>.inter file", path=path)
@@ -90,7 +109,7 @@ def read_recbole(path: Path, *, domain: str | None = None, options: dict | None 
     if item_file.is_file():
         table = {}
         item_col = text_cols = None
-        for lineno, header, cells in _rows(item_file):
+        for lineno, header, cells in _rows(item_file, {opts["item_field"]}):
             if item_col is None:
                 item_col = _column(header, opts["item_field"], path=item_file, option="item_field")
                 names = [n for n, _ in header]
@@ -106,7 +125,9 @@ def read_recbole(path: Path, *, domain: str | None = None, options: dict | None 
                     for i, (n, t) in enumerate(header)
                     if i != item_col and t in TEXT_TYPES
                 ]
-            raw = cells[item_col].strip()
+            raw = check_id(cells[item_col].strip(), "item id", path=item_file, line=lineno)
+            if not raw:
+                raise DataError("empty item id", path=item_file, line=lineno)
             if raw in table:
                 raise DataError(f"duplicate item id {raw!r} in the item table", path=item_file, line=lineno)
             table[raw] = {name: cells[i].strip() for i, name in text_cols}
@@ -115,13 +136,14 @@ def read_recbole(path: Path, *, domain: str | None = None, options: dict | None 
     has_time = None
     user_col = item_col = time_col = None
     items_seen: dict[str, dict[str, str]] = {}
-    for lineno, header, cells in _rows(inter_file):
+    for lineno, header, cells in _rows(inter_file, {opts["user_field"], opts["item_field"], opts["time_field"]}):
         if user_col is None:
             user_col = _column(header, opts["user_field"], path=inter_file, option="user_field")
             item_col = _column(header, opts["item_field"], path=inter_file, option="item_field")
             has_time = opts["time_field"] in [n for n, _ in header]
             time_col = _column(header, opts["time_field"], path=inter_file, option="time_field") if has_time else None
-        user, raw = cells[user_col].strip(), cells[item_col].strip()
+        user = check_id(cells[user_col].strip(), "user id", path=inter_file, line=lineno)
+        raw = check_id(cells[item_col].strip(), "item id", path=inter_file, line=lineno)
         if not user or not raw:
             raise DataError("empty user or item id", path=inter_file, line=lineno)
         if table is not None:
@@ -149,4 +171,5 @@ FORMAT = DatasetFormat(
     reader=read_recbole,
     description="RecBole atomic files: <name>.inter (user_id, item_id[, timestamp]) + optional <name>.item text",
     detect=detect,
+    options=Options,
 )

@@ -13,16 +13,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import check_options, iter_lines, parse_time, require_file
+from mtrec.data.formats._io import ReaderOptions, check_options, iter_lines, parse_time, require_file
 from mtrec.errors import DataError
 
-DEFAULTS = {"file": "amazon_seq.txt"}
+class Options(ReaderOptions):
+    file: str = "amazon_seq.txt"
+
+
+DEFAULTS = Options().model_dump()
 REQUIRED = ("user_id", "item", "type", "unix_time")
 
 
 def read_syncrec(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("syncrec", options, DEFAULTS, path=path)
+    opts = check_options("syncrec", options, Options, path=path)
     file = path if path.is_file() else require_file(path / opts["file"], "SyNCRec sequences")
     items: dict[str, dict[str, dict[str, str]]] = {}
     sequences: dict[str, list[tuple[str, str]]] = {}
@@ -81,4 +85,5 @@ FORMAT = DatasetFormat(
     reader=read_syncrec,
     description="SyNCRec sample: amazon_seq.txt with comma lists of items / types (domains) / unix times; no item text",
     detect=detect,
+    options=Options,
 )

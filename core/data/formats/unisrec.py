@@ -27,10 +27,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtrec.data.formats import DatasetFormat, ImportedSource
-from mtrec.data.formats._io import check_options, find_one, iter_lines, require_file, unknown_item
+from mtrec.data.formats._io import ReaderOptions, check_options, find_one, iter_lines, require_file, unknown_item
 from mtrec.errors import DataError
 
-DEFAULTS = {"name": None}
+class Options(ReaderOptions):
+    name: str | None = None  # <name> of <name>.train.inter when the folder holds several
+
+
+DEFAULTS = Options().model_dump()
 SPLITS = (("train", 0), ("valid", 1), ("test", 2))
 
 
@@ -90,7 +94,7 @@ def _read_split(path: Path, role: int, rows: dict[str, list], index_of_item: dic
 
 def read_unisrec(path: Path, *, domain: str | None = None, options: dict | None = None) -> ImportedSource:
     path = Path(path)
-    opts = check_options("unisrec", options, DEFAULTS, path=path)
+    opts = check_options("unisrec", options, Options, path=path)
     if not path.is_dir():
         raise DataError("a unisrec source is the folder holding <name>.{train,valid,test}.inter", path=path)
     train_file, stem = find_one(path, ".train.inter", name=opts["name"], what="UniSRec training rows")
@@ -166,4 +170,5 @@ FORMAT = DatasetFormat(
     reader=read_unisrec,
     description="UniSRec/VQ-Rec files: <name>.{train,valid,test}.inter + .item2index + .text (ships a split)",
     detect=detect,
+    options=Options,
 )

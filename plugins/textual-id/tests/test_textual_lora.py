@@ -35,7 +35,7 @@ class RunFolderRegistry:
 
     def get_run(self, run_id: str) -> dict:
         return {"id": run_id, "status": "finished", "config": self.run.config.model_dump(mode="json"),
-                "dataset_spec": self.run.dataset.spec}
+                "dataset_spec": self.run.dataset.spec, "dataset_fingerprint": self.run.dataset.fingerprint}
 
     def artifact_path(self, run_id: str, kind: str) -> Path:
         return self.run.run_dir / kind

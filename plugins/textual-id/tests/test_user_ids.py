@@ -101,79 +101,48 @@ def test_an_empty_user_id_leaves_no_gap():
     assert prompt_rows(m, torch.tensor([[0, 0, 2]]), torch.tensor([0])) == [[3, 4, 5, 5, 6]]
 
 
-# --- the prompt as it was before user IDs (a verbatim copy): switch off must match it bit for bit
-def _old_prompt_slots(self, history, template):
-    b, t = history.shape
-    present = history > 0
-    tok = self.item_token_table[history]
-    real = self._real(tok) & present.unsqueeze(-1)
-    last = torch.arange(t, device=history.device) == t - 1
-    sep = torch.full_like(tok[..., :1], self.separator)
-    sep_mask = (present & ~last).unsqueeze(-1)
-    items = torch.cat([tok, sep], dim=-1).flatten(1)
-    items_mask = torch.cat([real, sep_mask], dim=-1).flatten(1)
-    slot_items = torch.cat([real, torch.zeros_like(sep_mask)], dim=-1).flatten(1)
-    pre, suf = self.prefix[template], self.suffix[template]
-    pre_mask = torch.arange(pre.shape[1], device=pre.device) < self.prefix_len[template].unsqueeze(1)
-    suf_mask = torch.arange(suf.shape[1], device=suf.device) < self.suffix_len[template].unsqueeze(1)
-    ids = torch.cat([pre, items, suf], dim=1)
-    mask = torch.cat([pre_mask, items_mask, suf_mask], dim=1)
-    slot = torch.cat([torch.zeros_like(pre_mask), slot_items, torch.zeros_like(suf_mask)], dim=1)
-    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
-    width = int(mask.sum(dim=1).max())
-    return ids, mask, slot, order[:, :width]
-
-
-def _old_encoder_inputs(self, history, domain, template):
-    ids, mask, _, order = _old_prompt_slots(self, history, template)
-    mask = mask.gather(1, order)
-    ids = torch.where(mask, self.to_model_tokens(ids.gather(1, order)), torch.full_like(order, PAD))
-    if self.domain_prompt:
-        ids = torch.cat([ids, (FIRST_DOMAIN_TOKEN + domain).unsqueeze(1)], dim=1)
-    return ids, self._finish(mask, domain).long()
-
-
-def _old_soft_loss(self, batch, items, probs):
-    history, target = batch["history"], batch["target"]
-    domain = self.item_domain[target]
-    template = self._sample_templates(history.shape[0], history.device)
-    ids, mask, slot, order = _old_prompt_slots(self, history, template)
-    table = self.t5.get_input_embeddings().weight
-    hard = table[self.to_model_tokens(ids)]
-    soft_items = probs.to(table.dtype) @ table[self.token_offset : self.token_offset + self.identifier_vocab]
-    lookup = torch.zeros(self.item_token_table.shape[0], dtype=torch.long, device=history.device)
-    lookup[items] = torch.arange(items.numel(), device=history.device)
-    soft = soft_items[lookup[history]]
-    soft = torch.cat([soft, torch.zeros_like(soft[:, :, :1])], dim=2).flatten(1, 2)
-    b, d = history.shape[0], table.shape[1]
-    soft = torch.cat([soft.new_zeros(b, self.prefix.shape[1], d), soft, soft.new_zeros(b, self.suffix.shape[1], d)], 1)
-    embeds = torch.where(slot.unsqueeze(-1), soft, hard)
-    embeds = embeds.gather(1, order.unsqueeze(-1).expand(-1, -1, d))
-    mask = mask.gather(1, order)
-    if self.domain_prompt:
-        embeds = torch.cat([embeds, table[FIRST_DOMAIN_TOKEN + domain].unsqueeze(1)], dim=1)
-    return self._target_loss(target, batch.get("task"), inputs_embeds=embeds,
-                             attention_mask=self._finish(mask, domain).long())
+@pytest.mark.parametrize("domain_prompt", [False, True])
+def test_switch_off_gives_the_prompts_without_user_ids(domain_prompt):
+    """user_ids=none: prefix, the history's item IDs joined by ",", suffix; left-aligned, PAD after."""
+    m = model("none", domain_prompt=domain_prompt)
+    history, domain, template = torch.tensor([[0, 1, 2], [4, 3, 1]]), torch.tensor([0, 1]), torch.tensor([0, 1])
+    ids, mask = m.encoder_inputs(history, domain, template)
+    o = m.token_offset  # identifier token t is model token t + 4 (PAD, EOS, one token per domain first)
+    assert o == 4
+    # template 0: [3 4] | item 1 = 3 4, "," , item 2 = 5 | [5]  (item 0 is padding)
+    row0 = [3, 4, 3, 4, SEP, 5, 5]
+    # template 1: [6] | item 4 = 9, ",", item 3 = 6 7 8, ",", item 1 = 3 4 | [7 8 9]
+    row1 = [6, 9, SEP, 6, 7, 8, SEP, 3, 4, 7, 8, 9]
+    expected_ids = [[t + o for t in row0] + [PAD] * 5, [t + o for t in row1]]
+    expected_mask = [[1] * 7 + [0] * 5, [1] * 12]
+    if domain_prompt:  # the target domain's token closes the prompt, always attended
+        expected_ids = [r + [FIRST_DOMAIN_TOKEN + d] for r, d in zip(expected_ids, [0, 1])]
+        expected_mask = [r + [1] for r in expected_mask]
+    assert ids.tolist() == expected_ids
+    assert mask.tolist() == expected_mask and mask.dtype == torch.long
 
 
 @pytest.mark.parametrize("domain_prompt", [False, True])
-def test_switch_off_gives_bit_for_bit_the_previous_prompts_and_losses(domain_prompt):
+def test_switch_off_soft_loss_with_one_hot_item_distributions_equals_the_hard_loss(domain_prompt):
+    """A one-hot distribution over an item's own ID tokens embeds to exactly that item's token
+    embeddings, so Eq. 5's soft loss is the hard loss on the same templates."""
     m = model("none", domain_prompt=domain_prompt)
     g = torch.Generator().manual_seed(3)
     history = torch.randint(0, 5, (16, 3), generator=g)
     history[:, -1] = history[:, -1].clamp(min=1)
-    domain = torch.randint(0, 2, (16,), generator=g)
-    template = torch.randint(0, 2, (16,), generator=g)
-    for new, old in zip(m.encoder_inputs(history, domain, template), _old_encoder_inputs(m, history, domain, template)):
-        assert torch.equal(new, old)
     batch = {"history": history, "target": torch.randint(1, 5, (16,), generator=g)}
     items = torch.unique(history[history > 0])
-    probs = torch.softmax(torch.randn(items.numel(), 3, 13, generator=g), -1)
+    probs = torch.nn.functional.one_hot(ITEMS[items], 13).float()
+    torch.manual_seed(5)  # the same template draws for both
+    hard = m.loss(batch)
     torch.manual_seed(5)
-    new = m.soft_loss(batch, items, probs)
+    soft = m.soft_loss(batch, items, probs)
     torch.manual_seed(5)
-    old = _old_soft_loss(m, batch, items, probs)
-    assert {k: v.item() for k, v in new.losses.items()} == {k: v.item() for k, v in old.losses.items()}
+    wrong = m.soft_loss(batch, items, probs.roll(1, dims=-1))  # the item slots do read probs
+    assert set(soft.losses) == set(hard.losses) == {"A", "B"} and soft.counts == hard.counts
+    for key in hard.losses:
+        assert soft.losses[key].item() == hard.losses[key].item()  # the same embeddings, bit for bit
+        assert abs(wrong.losses[key].item() - hard.losses[key].item()) > 1e-4
 
 
 # --------------------------------------------------------------------------- Eq. 5 with user IDs

@@ -23,6 +23,7 @@ from pydantic import Field
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mtrec.builtins.domain_items import DomainItemTables, registered_domain_items
 from mtrec.components import Encoder, Params
 from mtrec.data.views import next_item_windows, train_sequences
 from mtrec.training.stage import DomainLoss
@@ -73,17 +74,12 @@ class Gru4Rec(Encoder):
         nn.init.xavier_normal_(self.item_embedding.weight)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
-        self.register_buffer("item_domain", item_domain.clamp(min=0), persistent=False)
-        local = torch.zeros(n_items + 1, dtype=torch.long)  # index of each item within its domain
-        for items in domain_items:
-            local[items] = torch.arange(items.numel())
-        self.register_buffer("item_local", local, persistent=False)
-        for d, items in enumerate(domain_items):
-            self.register_buffer(f"domain_items_{d}", items, persistent=False)
+        # item_domain, item_local (each item's index within its domain) and domain_items_{d}.
+        DomainItemTables.build(item_domain, domain_items, n_items).register(self)
         self.domain_names = list(domain_names)
 
     def domain_items(self, d: int) -> torch.Tensor:
-        return getattr(self, f"domain_items_{d}")
+        return registered_domain_items(self, d)
 
     # ------------------------------------------------------------------ encoding
     def sequence_output(self, items: torch.Tensor) -> torch.Tensor:

@@ -1,22 +1,24 @@
 """The plugin module named by the ``mtrec.plugins`` entry point: registers components and recipes.
 
-Only mtrec's public API is used: :mod:`mtrec.components` (Component, Recipe, Encoder, Params),
-:data:`mtrec.hookspecs.hookimpl`, :mod:`mtrec.data.views` and :mod:`mtrec.training.stage`.
+Only mtrec's public API is used: :mod:`mtrec.components` (Component, Recipe, Encoder, Params,
+Capability), :data:`mtrec.hookspecs.hookimpl`, :mod:`mtrec.data.views`, :mod:`mtrec.training.stage`
+and :mod:`mtrec.builtins.domain_items` (the per-domain item lookup tables).
 The built-in ``atomic`` identifier, ``single-domain`` transfer and ``topk`` decoder complete the
 recipes; they are referred to by name, as any plugin's components would be.
 """
 
 from __future__ import annotations
 
-from mtrec.components import Component, Recipe
+from mtrec.components import DISCRIMINATIVE_ENCODER, Capability, Component, Recipe
 from mtrec.hookspecs import hookimpl
 
 from classic_baselines.gru4rec import Gru4RecParams, build_gru4rec
 from classic_baselines.popularity import NoTraining, NoTrainingParams, PopularityParams, build_popularity
 
-# What the built-in `topk` decoder requires of an encoder (`scores`), plus the family tags the
-# built-in SASRec provides, so other components that ask for them accept GRU4Rec too.
-DISCRIMINATIVE = frozenset({"discriminative", "scores", "embeddings"})
+# This plugin's own capabilities (the core's are members of mtrec.components.Capability): a
+# capability is a string, so a plugin may declare new ones that only its own parts check.
+TRAINING_FREE = "training-free"  # an encoder that needs no training stage (counts)
+NO_TRAINING = "no-training"  # a transfer strategy that runs none
 
 
 @hookimpl
@@ -24,19 +26,21 @@ def mtrec_register_components(register) -> None:
     register(Component(
         kind="encoder", name="gru4rec", factory=build_gru4rec, params=Gru4RecParams,
         description="GRU4Rec (Hidasi et al. 2016): a GRU over the history, softmax CE over the target domain's items.",
-        provides=DISCRIMINATIVE,
+        # What the built-in SASRec provides (`scores` is what the built-in `topk` decoder requires),
+        # so components that ask for any of it accept GRU4Rec too.
+        provides=DISCRIMINATIVE_ENCODER,
     ))
     register(Component(
         kind="encoder", name="popularity", factory=build_popularity, params=PopularityParams,
         description="Most training interactions in the target domain first (ties: lower item id); ignores the history.",
-        provides=frozenset({"discriminative", "scores", "training-free"}),
-        requires={"transfer": frozenset({"no-training"})},
+        provides=frozenset({Capability.DISCRIMINATIVE, Capability.SCORES, TRAINING_FREE}),
+        requires={"transfer": frozenset({NO_TRAINING})},
     ))
     register(Component(
         kind="transfer", name="no-training", factory=NoTraining, params=NoTrainingParams,
         description="Use the encoder as built, for every target domain: no training stage (count-based baselines).",
-        provides=frozenset({"no-training"}),
-        requires={"encoder": frozenset({"training-free"})},
+        provides=frozenset({NO_TRAINING}),
+        requires={"encoder": frozenset({TRAINING_FREE})},
     ))
 
 

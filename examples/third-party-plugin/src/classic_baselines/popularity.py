@@ -79,7 +79,7 @@ class NoTraining:
         torch.save({"domains": sorted(models), "state": model.state_dict()}, directory / "model.pt")
 
     def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
-        saved = torch.load(directory / "model.pt", map_location=run.device)
+        saved = torch.load(directory / "model.pt", map_location=run.device, weights_only=True)
         model = run.build_encoder()
         model.load_state_dict(saved["state"])
         return {d: model.eval() for d in saved["domains"]}

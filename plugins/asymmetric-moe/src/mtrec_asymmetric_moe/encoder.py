@@ -18,6 +18,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
+from mtrec.builtins.domain_items import DomainItemTables
 from mtrec.builtins.transformer import init_weights
 from mtrec.components import Encoder, Params
 from mtrec.training.stage import DomainLoss
@@ -84,11 +85,9 @@ class SyNCRec(Encoder):
         init_weights(self)
         # W^H of Eq. 17; identity at start so rho begins as sigma(u . v).
         self.mim_weight = nn.Parameter(torch.eye(r)) if params.sc_mim else None
-        self.register_buffer("item_domain", item_domain.clamp(min=0), persistent=False)
-        sizes = torch.tensor([len(items) for items in domain_items])
-        self.register_buffer("domain_start", torch.cumsum(sizes, 0) - sizes, persistent=False)
-        self.register_buffer("domain_size", sizes, persistent=False)
-        self.register_buffer("domain_pool", torch.cat(domain_items), persistent=False)
+        # item_domain, and domain_start / domain_size / domain_pool for drawing per-domain negatives.
+        DomainItemTables.build(item_domain, domain_items, n_items).register(
+            self, item_local=False, domain_items=False, pool=True)
 
     # ------------------------------------------------------------------ encoding
     def embed(self, items: torch.Tensor) -> torch.Tensor:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from mtrec.components import Component
+from mtrec.components import DISCRIMINATIVE_ENCODER, Capability, Component
 from mtrec.hookspecs import hookimpl
-from mtrec.training.stage import LOSS_WEIGHTING, TASK_LOSSES
 
 from mtrec_asymmetric_moe.encoder import SyNCRecParams, build_syncrec
 from mtrec_asymmetric_moe.ntg import NTGWeightingParams, NTGWeightingStrategy
@@ -17,14 +16,14 @@ def mtrec_register_components(register) -> None:
         kind="encoder", name="syncrec", factory=build_syncrec, params=SyNCRecParams,
         description="SyNCRec: K transformer experts with per-domain and cross-domain gates and the asymmetric "
                     "stop-gradient split, towers, BPR per domain and task, SC-MIM; predicts from the cross view.",
-        provides=frozenset({"discriminative", "scores", "embeddings", TASK_LOSSES}),
+        provides=DISCRIMINATIVE_ENCODER | {Capability.TASK_LOSSES},
     ))
     register(Component(
         kind="transfer", name="ntg-weighting", factory=NTGWeightingStrategy, params=NTGWeightingParams,
         description="One model on all domains; the cross-domain loss of each domain weighted by its relative "
                     "negative transfer gap (SyNCRec LC-NTG, learnable alpha, beta, temperature).",
-        provides=frozenset({LOSS_WEIGHTING}),  # unified-then-lora can borrow its combiner (loss_weighting)
-        requires={"encoder": frozenset({TASK_LOSSES})},
+        provides=frozenset({Capability.LOSS_WEIGHTING}),  # unified-then-lora can borrow its combiner (loss_weighting)
+        requires={"encoder": frozenset({Capability.TASK_LOSSES})},
     ))
 
 

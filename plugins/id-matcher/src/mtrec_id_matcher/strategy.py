@@ -47,8 +47,8 @@ from mtrec.builtins.transfer import ModelSetStrategy
 from mtrec.config import format_errors
 from mtrec.data.model import TRAIN, MultiDomainDataset
 from mtrec.embeddings import has_plain_item_embedding, item_embedding_width
-from mtrec.errors import ConfigError
-from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text
+from mtrec.errors import ConfigError, UserError
+from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text, load_tensors, member, read_json
 from mtrec.training.stage import Stage
 
 from mtrec_id_matcher.embedding import (
@@ -378,16 +378,20 @@ class PretrainMatchFinetune(ModelSetStrategy):
             atomic_torch_save({k: torch.as_tensor(v) for k, v in self.matches.items()}, directory / "matches.pt")
 
     def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
-        meta = json.loads((directory / "transfer.json").read_text())
+        meta_path = directory / "transfer.json"
+        meta = read_json(meta_path, "how the models were saved")
+        if not isinstance(meta, dict) or not isinstance(meta.get("files"), dict):
+            raise UserError(f"{meta_path}: expected a mapping with a 'files' mapping (domain -> model file)")
         built: dict[str, nn.Module] = {}
         models: dict[int, nn.Module] = {}
         for d, name in sorted(meta["files"].items(), key=lambda kv: int(kv[0])):
+            path = member(directory, name, meta_path)
             if name not in built:
                 model = self._build_pretrain(run) if int(d) in meta["pretrain_encoder_domains"] else run.build_encoder()
                 if meta["id_text"]:
                     table = item_table(model)
                     add_text(model, torch.zeros_like(table.weight))
-                model.load_state_dict(torch.load(directory / name, map_location=run.device))
+                model.load_state_dict(load_tensors(path, run.device))
                 built[name] = model.eval()
             models[int(d)] = built[name]
         return models

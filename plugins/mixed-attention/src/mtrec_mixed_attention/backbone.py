@@ -15,6 +15,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from mtrec.components import Capability
 from mtrec.config import format_errors
 from mtrec.errors import ConfigError
 
@@ -56,7 +57,7 @@ def backbone_params(name: str, overrides: dict[str, Any], hidden: int, run: "Run
         known = ", ".join(sorted(n for n in catalogue.components["encoder"] if n != "man"))
         raise ConfigError(f"{KEY}: unknown encoder {name!r}; registered: {known}")
     component = catalogue.components["encoder"][name]
-    if "generative" in component.provides:
+    if Capability.GENERATIVE in component.provides:
         raise ConfigError(f"{KEY}: {name!r} is generative; MAN needs a discriminative sequence encoder")
     values = dict(overrides)
     if "hidden" in component.params.model_fields:

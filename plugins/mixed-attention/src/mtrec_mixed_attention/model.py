@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field, model_validator
 from torch import nn
 
+from mtrec.builtins.domain_items import DomainItemTables, registered_domain_items
 from mtrec.components import Encoder, Params
 from mtrec.data.views import train_sequences
 from mtrec.errors import ConfigError
@@ -87,16 +88,13 @@ class MAN(Encoder):
         self.use_local = params.variant in ("cross", "single")
         self.use_global = params.variant in ("cross", "shared")
         self.cross = params.variant == "cross"
-        domain_items = [torch.as_tensor(np.asarray(x), dtype=torch.long) for x in dataset.domain_items]
+        # item_local is 1-based (0 = pad): the row of an item in its domain's local table M^d.
+        tables = DomainItemTables.from_dataset(dataset, local_start=1)
+        domain_items = tables.domain_items
         for i, items in enumerate(domain_items):
             if items.numel() < 2:
                 raise ConfigError(f"encoder.name: MAN needs at least 2 items per domain; {dataset.domains[i]} has {items.numel()}")
-            self.register_buffer(f"domain_items_{i}", items, persistent=False)
-        local = torch.zeros(dataset.n_items + 1, dtype=torch.long)  # 1-based index within the domain, 0 = pad
-        for items in domain_items:
-            local[items] = torch.arange(1, items.numel() + 1)
-        self.register_buffer("item_local", local, persistent=False)
-        self.register_buffer("item_domain", torch.as_tensor(np.asarray(dataset.item_domain)).clamp(min=0), persistent=False)
+        tables.register(self)
 
         def backbone() -> nn.Module:
             return build_backbone(params.backbone, params.backbone_params, d, run)
@@ -137,7 +135,7 @@ class MAN(Encoder):
                 table.weight[0].zero_()
 
     def domain_items(self, d: int) -> torch.Tensor:
-        return getattr(self, f"domain_items_{d}")
+        return registered_domain_items(self, d)
 
     def item_embedding_rows(self, items: torch.Tensor) -> list[tuple[nn.Embedding, torch.Tensor, torch.Tensor]]:
         """Where ``items`` (global ids ``[N]``) keep their ID embeddings (``mtrec.embeddings``).

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mtrec.components import Component
+from mtrec.components import DISCRIMINATIVE_ENCODER, Capability, Component
 from mtrec.hookspecs import hookimpl
 
 from mtrec_mixed_attention.decoder import PointwiseDecoder, PointwiseParams
@@ -19,12 +19,12 @@ def mtrec_register_components(register) -> None:
         # "embeddings": item ID tables other components may read and write (mtrec.embeddings; MAN implements
         # item_embedding_rows for its global and local tables).  It has no user_embedding / item_representation:
         # the head is an MLP over (user, item), so topk's faiss index does not apply (topk's exact scoring does).
-        provides=frozenset({"discriminative", "scores", "pointwise", "embeddings"}),
+        provides=DISCRIMINATIVE_ENCODER | {"pointwise"},  # "pointwise": this plugin's own
     ))
     register(Component(
         kind="decoder", name="pointwise", factory=PointwiseDecoder, params=PointwiseParams,
         description="Score each candidate with the encoder's head, in memory-bounded chunks (CTR-style heads).",
-        requires={"encoder": frozenset({"scores"})},
+        requires={"encoder": frozenset({Capability.SCORES})},
     ))
 
 
