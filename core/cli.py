@@ -166,7 +166,7 @@ def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registr
     click.echo(f"\nrun {outcome.run_id} finished in {outcome.seconds:.1f}s; outputs in {outcome.run_dir}")
     if metrics_json:
         from mtrec.engine import outcome_json
-        from mtrec.training.checkpoint import atomic_write_text
+        from mtrec.files import atomic_write_text
 
         atomic_write_text(Path(metrics_json), json.dumps(outcome_json(outcome), indent=2))
 

@@ -28,7 +28,10 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.config import RunConfig
+    from mtrec.data.model import MultiDomainDataset
+    from mtrec.evaluation.evaluator import EvalReport
+    from mtrec.training.stage import Stage, StageResult
 
 KINDS = ("identifier", "encoder", "transfer", "decoder")
 Kind = Literal["identifier", "encoder", "transfer", "decoder"]
@@ -124,6 +127,142 @@ class Recipe:
     version: str = ""
 
 
+# --------------------------------------------------------------------------- the run
+
+
+class PluginManager(Protocol):
+    """What ``run.plugins`` offers components: the catalogue of every registered component."""
+
+    @property
+    def catalogue(self) -> "Catalogue": ...
+
+
+class Run(Protocol):
+    """The run in progress, as components, plugins and lifecycle hooks see it.
+
+    Factories receive it (``factory(params, run)``), ``Encoder.train_tensors``, ``TransferStrategy``
+    and identifiers get it, and the lifecycle hooks are called with it.  The engine's
+    :class:`mtrec.run_context.RunContext` implements it; a component uses only what is declared
+    here, so it runs unchanged under any other implementation (a test double, a future engine).
+    Domains are indices into ``run.dataset.domains``.
+    """
+
+    @property
+    def config(self) -> "RunConfig":
+        """The resolved run config (``run.config.data.max_len``, ``run.config.training``, ...)."""
+        ...
+
+    @property
+    def params(self) -> dict[str, BaseModel]:
+        """Each kind's validated params model, by kind (``run.params["encoder"]``)."""
+        ...
+
+    @property
+    def dataset(self) -> "MultiDomainDataset":
+        """The loaded multi-domain dataset: ``domains``, ``n_items``, ``item_domain``, splits, item text."""
+        ...
+
+    @property
+    def device(self) -> torch.device:
+        """The device models train and evaluate on."""
+        ...
+
+    @property
+    def plugins(self) -> PluginManager:
+        """The plugin manager; ``run.plugins.catalogue`` looks up other registered components."""
+        ...
+
+    @property
+    def identifier(self) -> Any:
+        """The run's fitted item identifier (an ``ItemIdentifier``); set before the transfer runs."""
+        ...
+
+    @property
+    def run_dir(self) -> Path:
+        """The run's folder (checkpoints, artifacts)."""
+        ...
+
+    @property
+    def run_id(self) -> str | None:
+        """The run's id in the registry, or None without one (``--no-registry``)."""
+        ...
+
+    @property
+    def progress(self) -> bool:
+        """Whether progress bars are shown."""
+        ...
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (``config.seed``)."""
+        ...
+
+    @property
+    def autocast(self) -> bool:
+        """Whether mixed precision is on (CUDA with ``training.amp``)."""
+        ...
+
+    @property
+    def target_domains(self) -> list[int]:
+        """Indices of the domains the run is evaluated on (``domains.targets``)."""
+        ...
+
+    @property
+    def source_domains(self) -> list[int]:
+        """Indices of the domains the run may learn from (``domains.sources``)."""
+        ...
+
+    @property
+    def all_domains(self) -> list[int]:
+        """Indices of every domain of the dataset."""
+        ...
+
+    @property
+    def decoder(self) -> Any:
+        """The configured decoder (a ``Decoder``), built on first use."""
+        ...
+
+    def build(self, kind: str) -> Any:
+        """Instantiate the configured component of ``kind`` with its validated params."""
+        ...
+
+    def build_encoder(self) -> nn.Module:
+        """A new instance of the configured encoder, on ``run.device``."""
+        ...
+
+    def train_stage(self, model: nn.Module, stage: "Stage") -> "StageResult":
+        """Train ``model`` through ``stage`` (early stopping on validation; resumable)."""
+        ...
+
+    def evaluate(self, models: dict[int, nn.Module], split: str, domains: list[int] | None = None) -> "EvalReport":
+        """Score ``models`` (one per domain index) on ``split`` (``"valid"`` or ``"test"``)."""
+        ...
+
+    def examples(self, split: str, domains: list[int] | None = None) -> dict[str, Any]:
+        """The evaluation examples of ``split`` for ``domains`` (default: the targets), as arrays."""
+        ...
+
+    def log_metrics(self, rows: list[dict]) -> None:
+        """Record metric rows in the registry (a no-op without one)."""
+        ...
+
+    def log_artifact(self, kind: str, path: Path) -> None:
+        """Record a file or folder of the run as an artifact of ``kind`` (a no-op without a registry)."""
+        ...
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call a lifecycle hook of every plugin (on rank 0 only under torchrun)."""
+        ...
+
+    def stage_counter(self) -> int:
+        """The next stage's 1-based index (the trainer's: names its resume files)."""
+        ...
+
+    def checkpoint_path(self, stage: str) -> Path:
+        """Where the trainer keeps the best weights of ``stage``."""
+        ...
+
+
 # --------------------------------------------------------------------------- contracts
 
 
@@ -139,7 +278,7 @@ class ItemIdentifier(Protocol):
 
     vocab_size: int
 
-    def fit(self, run: "RunContext") -> None: ...
+    def fit(self, run: "Run") -> None: ...
 
     def item_tokens(self) -> torch.Tensor: ...
 
@@ -168,7 +307,7 @@ class Encoder(nn.Module):
 
     family: ClassVar[str] = "discriminative"
 
-    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+    def train_tensors(self, run: "Run", domains: list[int]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -202,7 +341,7 @@ class Decoder(Protocol):
 
 
 class TransferStrategy(Protocol):
-    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+    def execute(self, run: "Run") -> dict[int, nn.Module]:
         """Plan and run the training stages; return the model to use for each domain index."""
         ...
 

@@ -40,7 +40,7 @@ import torch
 from mtrec.config import ResolvedConfig, validate
 from mtrec.data.load import load_dataset, resolve_spec
 from mtrec.data.model import MultiDomainDataset
-from mtrec.errors import ConfigError, UserError
+from mtrec.errors import ConfigError, RunInterrupted, UserError
 from mtrec.evaluation.evaluator import EvalReport
 from mtrec.paths import data_dir
 from mtrec.plugins import Plugins
@@ -206,15 +206,6 @@ def _execute(resolved: ResolvedConfig, plugins: Plugins, *, registry: Any, progr
     return outcome
 
 
-class RunInterrupted(KeyboardInterrupt):
-    """Raised in a run when the process receives SIGTERM: a KeyboardInterrupt, so a ``kill`` ends
-    the run as Ctrl-C does (recorded ``interrupted``, ``mtrec_on_run_end(status="interrupted")``)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by {signal.Signals(signum).name}")
-        self.signum = signum
-
-
 @contextmanager
 def sigterm_interrupts() -> Iterator[None]:
     """Turn SIGTERM into :class:`RunInterrupted` while a run goes on (main thread only).
@@ -357,7 +348,7 @@ def _report_end(plugins: Plugins, run: RunContext) -> Iterator[None]:
     """Tell ``mtrec_on_run_end`` hooks how the run ended, whatever ended it."""
     try:
         yield
-    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into RunInterrupted by the registry
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM turned into RunInterrupted by sigterm_interrupts
         run.notify("mtrec_on_run_end", run=run, status="interrupted", metrics={})
         raise
     except Exception:

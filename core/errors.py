@@ -35,3 +35,15 @@ class DataError(UserError):
 
 class PluginError(UserError):
     """A plugin or component that is unknown, failed to load, or raised inside a hook."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Raised in a run when the process receives SIGTERM (the engine installs the handler while a
+    run goes on): a :class:`KeyboardInterrupt`, so a ``kill`` ends the run as Ctrl-C does --
+    recorded ``interrupted``, ``mtrec_on_run_end(status="interrupted")``."""
+
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+        self.signum = signum

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Any, Callable
 import pluggy
 
 if TYPE_CHECKING:
-    from mtrec.components import Component, Recipe
+    from mtrec.components import Component, Recipe, Run
     from mtrec.data.formats import DatasetFormat
-    from mtrec.run_context import RunContext
 
 hookspec = pluggy.HookspecMarker("mtrec")
 hookimpl = pluggy.HookimplMarker("mtrec")
@@ -91,7 +90,7 @@ def mtrec_register_dataset_formats(register: Callable[["DatasetFormat"], None]) 
 
 
 @hookspec
-def mtrec_on_run_start(run: "RunContext") -> None:
+def mtrec_on_run_start(run: "Run") -> None:
     """Called after the config is resolved and the dataset loaded, before any training.
 
     ``run`` gives the resolved config (``run.config``), the dataset (``run.dataset``), the device and
@@ -100,10 +99,10 @@ def mtrec_on_run_start(run: "RunContext") -> None:
 
 
 @hookspec
-def mtrec_on_stage_end(run: "RunContext", stage: str, metrics: dict[str, Any]) -> None:
+def mtrec_on_stage_end(run: "Run", stage: str, metrics: dict[str, Any]) -> None:
     """Called when a training stage ends (after its best checkpoint is restored).
 
-    ``run`` is the :class:`mtrec.run_context.RunContext` of the run in progress; ``stage`` is the
+    ``run`` is the :class:`mtrec.components.Run` of the run in progress; ``stage`` is the
     stage's name (e.g. ``"joint"``, ``"lora:Arts"``); ``metrics`` holds ``best_epoch``,
     ``best_value`` (the best validation ``training.select_metric``) and ``seconds``.
 
@@ -116,10 +115,10 @@ def mtrec_on_stage_end(run: "RunContext", stage: str, metrics: dict[str, Any]) -
 
 
 @hookspec
-def mtrec_on_run_end(run: "RunContext", status: str, metrics: dict[str, Any]) -> None:
+def mtrec_on_run_end(run: "Run", status: str, metrics: dict[str, Any]) -> None:
     """Called once when a run ends: finished, failed (an exception) or interrupted (Ctrl-C, SIGTERM).
 
-    ``run`` is the run's :class:`mtrec.run_context.RunContext`; ``status`` is ``"finished"``,
+    ``run`` is the run's :class:`mtrec.components.Run`; ``status`` is ``"finished"``,
     ``"failed"`` or ``"interrupted"``; ``metrics`` holds the test metrics of a finished run (keys
     like ``"test/average/ndcg@10"``) and is empty otherwise.  The hook runs before the exception
     of a failed or interrupted run propagates.  The engine turns SIGTERM into an interruption

@@ -1,8 +1,10 @@
 """Generate the reference sections of docs/plugins.md from the code, so they cannot drift.
 
-Two sections are generated between HTML comment markers, the rest of the page is written by
+Three sections are generated between HTML comment markers, the rest of the page is written by
 hand:
 
+* ``run``: every member of :class:`mtrec.components.Run` (what a component may use of the run in
+  progress), its type or signature and its docstring;
 * ``hooks``: every hook of :mod:`mtrec.hookspecs`, its signature and its docstring (reST
   literal blocks become fenced code, ``:class:`x``` roles become code spans);
 * ``builtins``: every component and recipe the built-in plugin registers, with its description,
@@ -22,7 +24,7 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
-SECTIONS = ("hooks", "builtins")
+SECTIONS = ("run", "hooks", "builtins")
 
 
 def begin_marker(section: str) -> str:
@@ -31,6 +33,38 @@ def begin_marker(section: str) -> str:
 
 def end_marker(section: str) -> str:
     return f"<!-- generated:{section} end -->"
+
+
+# --------------------------------------------------------------------------- the Run protocol
+
+
+def run_members() -> list[tuple[str, object]]:
+    """The members :class:`mtrec.components.Run` declares, in the order they are written."""
+    from mtrec.components import Run
+
+    return [(name, member) for name, member in vars(Run).items() if not name.startswith("_")]
+
+
+def _annotation(text: object) -> str:
+    return str(text).strip("'\"")
+
+
+def run_section() -> str:
+    lines = []
+    for name, member in run_members():
+        if isinstance(member, property):
+            function = member.fget
+            head = f"`run.{name}` (`{_annotation(function.__annotations__.get('return', 'Any'))}`)"
+        else:
+            function = member
+            signature = inspect.signature(function)
+            params = [p for p in signature.parameters.values() if p.name != "self"]
+            args = ", ".join(str(p.replace(annotation=inspect.Parameter.empty)) for p in params)
+            returns = signature.return_annotation
+            head = f"`run.{name}({args})" + ("" if returns is inspect.Signature.empty else f" -> {_annotation(returns)}") + "`"
+        doc = " ".join(rst_to_markdown(inspect.getdoc(function) or "").split())
+        lines.append(f"* {head}: {doc}")
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- hooks
@@ -130,7 +164,7 @@ def builtins_section() -> str:
     return "\n".join(rows) + "\n\nBuilt-in recipes:\n\n" + "\n".join(recipes)
 
 
-GENERATORS: dict[str, Callable[[], str]] = {"hooks": hooks_section, "builtins": builtins_section}
+GENERATORS: dict[str, Callable[[], str]] = {"run": run_section, "hooks": hooks_section, "builtins": builtins_section}
 
 
 # --------------------------------------------------------------------------- the page

@@ -40,6 +40,7 @@ class PluginInfo:
     version: str
     module: str
     error: str | None = None
+    traceback: str | None = None  # the formatted traceback behind ``error``, for debugging
 
 
 class Plugins:
@@ -85,7 +86,7 @@ class Plugins:
     def _fail(self, info: PluginInfo, error: str, tb: str) -> None:
         """Record that the isolated plugin ``info`` is skipped, and say so once on stderr."""
         info.error = error
-        info.traceback = tb  # type: ignore[attr-defined]
+        info.traceback = tb
         if self.pm.has_plugin(info.name):
             self.pm.unregister(name=info.name)
         self._isolated.discard(info.name)
@@ -101,11 +102,17 @@ class Plugins:
         self._formats = None
 
     # ------------------------------------------------------------------ collecting
-    def _registrations(self, hook_name: str, info: PluginInfo, impl: Any) -> list[Any]:
-        """What one plugin's registration hook registers (raising PluginError naming it)."""
+    def _one_plugins_hook(self, hook_name: str, plugin_name: str) -> Any:
+        """A hook caller for ``hook_name`` that calls only ``plugin_name``'s implementations,
+        through pluggy (its wrappers and ordering apply) rather than around it."""
+        others = [plugin for name, plugin in self.pm.list_name_plugin() if name != plugin_name]
+        return self.pm.subset_hook_caller(hook_name, remove_plugins=others)
+
+    def _registrations(self, hook_name: str, name: str, info: PluginInfo) -> list[Any]:
+        """What plugin ``name``'s registration hook registers (raising PluginError naming it)."""
         registered: list[Any] = []
         try:
-            impl.function(registered.append)
+            self._one_plugins_hook(hook_name, name)(register=registered.append)
         except PluginError:
             raise
         except (Exception, SystemExit) as exc:
@@ -134,10 +141,9 @@ class Plugins:
             snapshot = ({k: dict(v) for k, v in catalogue.components.items()}, dict(catalogue.recipes), dict(formats))
             try:
                 for hook_name in hooks:
-                    impl = impls[name].get(hook_name)
-                    if impl is None:
+                    if hook_name not in impls[name]:
                         continue
-                    for item in self._registrations(hook_name, info, impl):
+                    for item in self._registrations(hook_name, name, info):
                         self._add(hook_name, item, info, catalogue, formats)
             except PluginError as exc:
                 if name not in self._isolated:
@@ -186,15 +192,32 @@ class Plugins:
 
     # ------------------------------------------------------------------ lifecycle
     def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call a lifecycle hook on every plugin, naming the plugin that raises."""
+        """Call a lifecycle hook on every plugin through pluggy (its order, its wrappers), naming
+        the plugin that raises."""
         hook = getattr(self.pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
-            try:
-                impl.function(**{k: kwargs[k] for k in impl.argnames})
-            except Exception as exc:
-                raise PluginError(
-                    f"plugin {impl.plugin_name!r} raised inside {hook_name}: {type(exc).__name__}: {exc}"
-                ) from exc
+        try:
+            hook(**kwargs)
+        except Exception as exc:
+            who = _raising_plugin(exc, hook.get_hookimpls())
+            name = f"plugin {who!r}" if who else "a plugin"
+            raise PluginError(f"{name} raised inside {hook_name}: {type(exc).__name__}: {exc}") from exc
+
+
+def _raising_plugin(exc: BaseException, impls: list[Any]) -> str | None:
+    """The name of the plugin whose hook implementation ``exc`` was raised in (or went through):
+    the outermost frame of the traceback that runs one of ``impls``."""
+    by_code = {}
+    for impl in impls:
+        code = getattr(impl.function, "__code__", None)
+        if code is not None:
+            by_code.setdefault(code, impl.plugin_name)
+    tb = exc.__traceback__
+    while tb is not None:
+        name = by_code.get(tb.tb_frame.f_code)
+        if name is not None:
+            return name
+        tb = tb.tb_next
+    return None
 
 
 @lru_cache(maxsize=1)

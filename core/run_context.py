@@ -1,5 +1,9 @@
 """RunContext: what the engine hands to components while a run is in progress.
 
+It implements :class:`mtrec.components.Run`, the contract components, plugins and hooks are typed
+against (what they may use of it); the rest (``resolved``, ``registry``, ``stage_results``,
+``end_metrics``) is the engine's own.
+
 Transfer strategies drive a run through it (``build_encoder``, ``train_stage``, ``evaluate``);
 encoders read the dataset, the identifier and the config from it; lifecycle hooks receive it.
 """
@@ -21,6 +25,7 @@ from mtrec.evaluation.evaluator import EvalReport, evaluate
 from mtrec.training.stage import Stage, StageResult
 
 if TYPE_CHECKING:
+    from mtrec.components import Run
     from mtrec.plugins import Plugins
 
 
@@ -162,3 +167,9 @@ class RunContext:
     def log_artifact(self, kind: str, path: Path) -> None:
         if self.registry is not None and self.run_id is not None:
             self.registry.log_artifact(self.run_id, kind, path)
+
+
+if TYPE_CHECKING:
+
+    def _implements_run(run: RunContext) -> Run:  # a type checker verifies RunContext satisfies Run
+        return run

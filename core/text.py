@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -32,11 +31,12 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import numpy as np
 
 from mtrec.errors import ConfigError
+from mtrec.files import atomic_open
 from mtrec.paths import cache_dir
 
 if TYPE_CHECKING:
+    from mtrec.components import Run
     from mtrec.data.model import MultiDomainDataset
-    from mtrec.run_context import RunContext
 
 DEFAULT_TEXT_MODEL = "all-MiniLM-L6-v2"
 OPTION = "text_model"  # how components usually call the option; used in error messages
@@ -204,7 +204,7 @@ def shipped_vectors_by_text(model: str) -> dict[str, np.ndarray]:
 
 
 def encode_item_texts(
-    run_or_dataset: "RunContext | MultiDomainDataset",
+    run_or_dataset: "Run | MultiDomainDataset",
     model: str = DEFAULT_TEXT_MODEL,
     *,
     batch_size: int = 64,
@@ -215,7 +215,7 @@ def encode_item_texts(
 ) -> np.ndarray:
     """Embeddings of every item's text: ``[n_items + 1, dim]`` float32, row 0 zeros.
 
-    ``run_or_dataset`` is a RunContext (its dataset, device and progress setting are used) or a
+    ``run_or_dataset`` is a ``Run`` (its dataset, device and progress setting are used) or a
     MultiDomainDataset.  The result is cached per dataset fingerprint and model; a cached file with
     the wrong number of rows is ignored and rebuilt.  ``option`` names the config key in errors.
     """
@@ -253,12 +253,5 @@ def encode_item_texts(
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", suffix=".npy") as fh:
+        np.save(fh, array, allow_pickle=False)

@@ -11,7 +11,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -30,7 +29,7 @@ from sqlalchemy.pool import NullPool
 from mtrec.paths import data_dir
 
 from . import migrate
-from .errors import RegistryError, RunInterrupted
+from .errors import RegistryError
 from .models import STATUSES, TERMINAL_STATUSES, Artifact, Component, Metric, Run
 
 ENV_URL = "MTREC_REGISTRY_URL"
@@ -740,45 +739,31 @@ class Registry:
 
     @contextlib.contextmanager
     def track(self, run_id: str) -> Iterator[str]:
-        """Record how the block ends: interrupted (Ctrl-C, SIGTERM) or failed (exception).
+        """Record how the block ends: interrupted (Ctrl-C; SIGTERM too, which the engine turns
+        into :class:`~mtrec.errors.RunInterrupted` while a run goes on) or failed (exception).
 
-        Inside the block SIGTERM raises :class:`RunInterrupted` (a KeyboardInterrupt),
-        when entered on the main thread; the previous handler is restored on exit.  A
-        normal exit leaves the status alone (the engine sets ``finished`` itself).
+        Signals are the engine's business (``mtrec.engine.sigterm_interrupts``), not the
+        registry's: a run without a registry ends the same way.  A normal exit leaves the
+        status alone (the engine sets ``finished`` itself).
         """
         run_id = self._exact(run_id)
-        on_main = threading.current_thread() is threading.main_thread()
-        previous: Any = None
-        if on_main:
-
-            def _on_sigterm(signum: int, _frame: Any) -> None:
-                raise RunInterrupted(signum)
-
-            previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             yield run_id
         except KeyboardInterrupt as exc:
-            self._record_end(run_id, "interrupted", str(exc) or "interrupted (KeyboardInterrupt)", on_main)
+            self._record_end(run_id, "interrupted", str(exc) or "interrupted (KeyboardInterrupt)")
             raise
         except SystemExit as exc:
             if exc.code not in (None, 0):
-                self._record_end(run_id, "failed", f"SystemExit: {exc.code}", on_main)
+                self._record_end(run_id, "failed", f"SystemExit: {exc.code}")
             raise
         except GeneratorExit:
             raise
         except BaseException as exc:
             text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip()
-            self._record_end(run_id, "failed", text, on_main)
+            self._record_end(run_id, "failed", text)
             raise
-        finally:
-            if on_main:
-                signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
-    def _record_end(self, run_id: str, status: str, error: str, on_main: bool) -> None:
-        # A second SIGTERM must not abort the status update: hold it until we are done.
-        held: list[int] = []
-        if on_main:
-            signal.signal(signal.SIGTERM, lambda signum, _frame: held.append(signum))
+    def _record_end(self, run_id: str, status: str, error: str) -> None:
         try:
             self.set_status(run_id, status, error=error)
         except Exception as exc:  # never hide the original exception behind a registry failure

@@ -22,7 +22,7 @@ SIGNAL = getattr(signal, "SIG" + os.environ.get("MTREC_TEST_SIGNAL", "KILL"))
 
 def die() -> None:
     os.kill(os.getpid(), SIGNAL)
-    signal.pause()  # SIGTERM is handled (turned into RunInterrupted) by the registry tracker
+    signal.pause()  # SIGTERM is handled (turned into RunInterrupted) by the engine's sigterm_interrupts
 
 
 def install() -> None:

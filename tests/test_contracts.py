@@ -83,3 +83,87 @@ def test_plugins_doc_walkthrough_names_the_real_commands():
     for command in (["plugins", "new"], ["runs", "compare"], ["runs", "show"], ["components", "list"]):
         assert "mtrec " + " ".join(command) in doc
         assert CliRunner().invoke(main, command + ["--help"]).exit_code == 0, command
+
+
+# --------------------------------------------------------------------------- the Run protocol
+
+
+def run_members() -> dict[str, object]:
+    """What ``mtrec.components.Run`` declares, by name: properties and methods."""
+    from mtrec.components import Run
+
+    return {name: member for name, member in vars(Run).items() if not name.startswith("_")}
+
+
+def test_run_declares_what_components_use_each_with_a_docstring():
+    members = run_members()
+    for name in ("dataset", "config", "device", "plugins", "identifier", "target_domains", "build_encoder",
+                 "train_stage", "evaluate", "log_metrics", "run_id"):
+        assert name in members, f"Run does not declare {name}"
+    for name, member in members.items():
+        doc = (member.fget if isinstance(member, property) else member).__doc__
+        assert doc and doc.strip(), f"Run.{name} has no docstring"
+
+
+def test_the_engines_run_context_satisfies_run(tmp_path):
+    import torch
+
+    from mtrec.config import resolve
+    from mtrec.engine import load_run_dataset
+    from mtrec.run_context import RunContext
+
+    plugins = Plugins().load()
+    resolved = resolve(plugins.catalogue, "sasrec", overrides=["dataset=amazon-mini"])
+    dataset = load_run_dataset(resolved, plugins, progress=False)
+    run = RunContext(resolved, dataset, plugins, torch.device("cpu"), tmp_path, progress=False)
+    for name, member in run_members().items():
+        assert hasattr(run, name), f"RunContext lacks Run.{name}"
+        if isinstance(member, property):
+            continue
+        mine = inspect.signature(getattr(run, name))
+        declared = inspect.signature(member)
+        assert list(mine.parameters) == list(declared.parameters)[1:], f"RunContext.{name}{mine} != Run.{name}{declared}"
+    assert run.dataset is dataset and run.device == torch.device("cpu") and run.run_dir == tmp_path
+    assert run.plugins.catalogue is plugins.catalogue
+    assert run.all_domains == list(range(len(dataset.domains))) and run.target_domains
+    assert run.decoder is not None and run.seed == resolved.config.seed
+
+
+def _run_attributes(source: str) -> set[str]:
+    """Attributes read off a name or attribute called ``run`` (``run.x``, ``self.run.x``) in ``source``."""
+    import ast
+
+    used = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute):
+            owner = node.value
+            if (isinstance(owner, ast.Name) and owner.id == "run") or (isinstance(owner, ast.Attribute) and owner.attr == "run"):
+                used.add(node.attr)
+    return used
+
+
+def test_the_example_plugin_and_the_scaffold_use_only_what_run_declares():
+    import re
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    sources = sorted((repo / "examples" / "third-party-plugin" / "src").rglob("*.py"))
+    templates = sorted((repo / "core" / "scaffold" / "templates").glob("*.py.tmpl"))
+    assert sources and templates
+    declared = set(run_members())
+    seen = set()
+    for path in sources + templates:
+        text = path.read_text(encoding="utf-8")
+        if path.suffix == ".tmpl":  # ${class_name}Params -> x_class_nameParams: a valid identifier
+            text = re.sub(r"\$\{(\w+)\}", r"x_\1", text)
+        used = _run_attributes(text)
+        seen |= used
+        assert used <= declared, f"{path.relative_to(repo)} uses run.{', run.'.join(sorted(used - declared))}, which Run does not declare"
+    assert {"dataset", "config"} <= seen  # the check does see their uses
+
+
+def test_plugins_doc_documents_every_member_of_run():
+    doc = _plugins_doc()
+    run_part = doc[doc.index("## Run reference"):doc.index("## Hook reference")]
+    for name in run_members():
+        assert f"* `run.{name}" in run_part, f"Run.{name} is missing from docs/plugins.md"

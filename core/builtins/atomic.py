@@ -12,7 +12,7 @@ from mtrec.components import Params
 from mtrec.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 
 class AtomicParams(Params):
@@ -22,17 +22,17 @@ class AtomicParams(Params):
 class AtomicIdentifier:
     """Item ``i`` is the single token ``i`` (0 is padding); nothing to fit."""
 
-    def __init__(self, params: AtomicParams, run: "RunContext") -> None:
+    def __init__(self, params: AtomicParams, run: "Run") -> None:
         self.n_items = run.dataset.n_items
         self.vocab_size = self.n_items + 1
 
-    def fit(self, run: "RunContext") -> None:
+    def fit(self, run: "Run") -> None:
         return None
 
     def item_tokens(self) -> torch.Tensor:
         return torch.arange(self.n_items + 1).unsqueeze(1)
 
-    def domain_tokens(self, run: "RunContext", domain: int) -> torch.Tensor:
+    def domain_tokens(self, run: "Run", domain: int) -> torch.Tensor:
         return torch.as_tensor(run.dataset.domain_items[domain]).unsqueeze(1)
 
     def save(self, directory: Path) -> None:

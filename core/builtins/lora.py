@@ -47,11 +47,12 @@ from torch import nn
 from mtrec.builtins.transfer import ModelSetStrategy
 from mtrec.components import Catalogue, Component, Params
 from mtrec.errors import ConfigError, UserError
-from mtrec.training.checkpoint import UnsafeFileError, atomic_torch_save, atomic_write_text, load_tensors, member, read_json
+from mtrec.files import atomic_torch_save, atomic_write_text
+from mtrec.training.checkpoint import UnsafeFileError, load_tensors, member, read_json
 from mtrec.training.stage import LOSS_WEIGHTING, Stage, combine_by_count, combine_equally
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 KNOWN_TARGETS = (("q", "v"), ("qkv", "out"), ("q_proj", "v_proj"), ("query", "value"))
 
@@ -203,7 +204,7 @@ class AdapterView(nn.Module):
             shared._mtrec_active_adapter = self.adapter
         return shared
 
-    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+    def train_tensors(self, run: "Run", domains: list[int]) -> dict[str, torch.Tensor]:
         return self.activate().train_tensors(run, domains)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> Any:
@@ -237,11 +238,11 @@ class AdapterView(nn.Module):
 
 
 class UnifiedThenLoRA(ModelSetStrategy):
-    def __init__(self, params: UnifiedThenLoRAParams, run: "RunContext | None" = None) -> None:
+    def __init__(self, params: UnifiedThenLoRAParams, run: "Run | None" = None) -> None:
         self.params = params
         self.combiner: Any = None  # the borrowed loss combiner of the unified stage, if any
 
-    def unified_combiner(self, run: "RunContext", model: nn.Module) -> Any:
+    def unified_combiner(self, run: "Run", model: nn.Module) -> Any:
         """How the unified stage turns per-domain losses into one: ``domain_weighting``, or the
         combiner borrowed through ``loss_weighting``."""
         ref = self.params.loss_weighting
@@ -274,14 +275,14 @@ class UnifiedThenLoRA(ModelSetStrategy):
         return Stage(name=name, domains=[d], parameters=parameters, lr=p.lora_lr, batch_size=p.lora_batch_size,
                      epochs=p.lora_epochs, score_start=True)
 
-    def train_unified(self, run: "RunContext") -> nn.Module:
+    def train_unified(self, run: "Run") -> nn.Module:
         """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds)."""
         model = run.build_encoder()
         run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
                                      combine=self.unified_combiner(run, model)))
         return model
 
-    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+    def execute(self, run: "Run") -> dict[int, nn.Module]:
         domains = run.dataset.domains
         zero_shot = [domains[d] for d in run.target_domains if d not in run.source_domains]
         if zero_shot and self.params.mode != "none":
@@ -346,7 +347,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
         }
         atomic_write_text(directory / "transfer.json", json.dumps(meta, indent=2))
 
-    def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
+    def load(self, run: "Run", directory: Path) -> dict[int, nn.Module]:
         meta_path = directory / "transfer.json"
         meta = read_json(meta_path, "how the models were saved")
         if not isinstance(meta, dict) or "mode" not in meta:

@@ -23,7 +23,7 @@ from mtrec.data.views import next_item_windows, train_sequences
 from mtrec.training.stage import DomainLoss
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 
 class SASRecParams(Params):
@@ -88,7 +88,7 @@ class SASRec(Encoder):
         return torch.einsum("bh,bch->bc", user, items)
 
     # ------------------------------------------------------------------ training
-    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+    def train_tensors(self, run: "Run", domains: list[int]) -> dict[str, torch.Tensor]:
         seqs = train_sequences(run.dataset, domains, self.params.view)
         inputs, targets = next_item_windows(seqs, run.config.data.max_len)
         return {"input": torch.as_tensor(inputs), "target": torch.as_tensor(targets)}
@@ -127,7 +127,7 @@ class SASRec(Encoder):
         return -(F.logsigmoid(pos_s).mean() + F.logsigmoid(-neg_s).sum(1).mean())
 
 
-def build_sasrec(params: SASRecParams, run: "RunContext") -> SASRec:
+def build_sasrec(params: SASRecParams, run: "Run") -> SASRec:
     dataset = run.dataset
     return SASRec(
         params,

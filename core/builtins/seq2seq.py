@@ -40,7 +40,7 @@ from mtrec.errors import ConfigError
 from mtrec.training.stage import DomainLoss
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 PAD, EOS, FIRST_DOMAIN_TOKEN = 0, 1, 2
 TASKS = ("single", "cross")  # loss-key prefixes under task_losses (what ntg-weighting reads)
@@ -183,7 +183,7 @@ class Seq2Seq(GenerativeEncoder):
         return torch.cat([start, self.to_model_tokens(tokens[:, :-1])], dim=1)
 
     # ------------------------------------------------------------------ training
-    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+    def train_tensors(self, run: "Run", domains: list[int]) -> dict[str, torch.Tensor]:
         """One example per training target: every position after the first of every sequence of
         the ``view`` -- or, with ``task_losses``, of both views, ``task`` 0 (single) / 1 (cross)."""
         if not self.params.task_losses:
@@ -193,7 +193,7 @@ class Seq2Seq(GenerativeEncoder):
         task = torch.cat([torch.zeros(len(single[1]), dtype=torch.long), torch.ones(len(cross[1]), dtype=torch.long)])
         return {"history": torch.cat([single[0], cross[0]]), "target": torch.cat([single[1], cross[1]]), "task": task}
 
-    def _windows(self, run: "RunContext", domains: list[int], view: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _windows(self, run: "Run", domains: list[int], view: str) -> tuple[torch.Tensor, torch.Tensor]:
         max_len = run.config.data.max_len
         histories, targets = [], []
         for seq in train_sequences(run.dataset, domains, view):
@@ -314,7 +314,7 @@ def cache_argument(model: torch.nn.Module) -> str:
     return _cache_name(type(model))
 
 
-def build_seq2seq(params: Seq2SeqParams, run: "RunContext") -> Seq2Seq:
+def build_seq2seq(params: Seq2SeqParams, run: "Run") -> Seq2Seq:
     identifier = run.identifier
     if identifier is None:
         raise ConfigError("encoder 'seq2seq' needs a fitted identifier (run.identifier is not set)")

@@ -18,7 +18,7 @@ from torch import nn
 from mtrec.components import Params, Ranking
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 
 class TopKParams(Params):
@@ -28,7 +28,7 @@ class TopKParams(Params):
 
 
 class TopKDecoder:
-    def __init__(self, params: TopKParams, run: "RunContext | None" = None) -> None:
+    def __init__(self, params: TopKParams, run: "Run | None" = None) -> None:
         self.params = params
         self._indexes: dict[tuple, object] = {}
 

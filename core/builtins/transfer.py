@@ -15,11 +15,12 @@ from torch import nn
 
 from mtrec.components import Params
 from mtrec.errors import UserError
-from mtrec.training.checkpoint import atomic_torch_save, atomic_write_text, load_tensors, member, read_json
+from mtrec.files import atomic_torch_save, atomic_write_text
+from mtrec.training.checkpoint import load_tensors, member, read_json
 from mtrec.training.stage import Stage, combine_by_count, combine_equally
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 
 class ModelSetStrategy:
@@ -36,7 +37,7 @@ class ModelSetStrategy:
             files[domain] = saved[id(model)]
         atomic_write_text(directory / "models.json", json.dumps({str(d): f for d, f in files.items()}))
 
-    def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
+    def load(self, run: "Run", directory: Path) -> dict[int, nn.Module]:
         files = model_files(directory)
         built: dict[str, nn.Module] = {}
         for name in sorted(set(files.values())):
@@ -70,10 +71,10 @@ class SingleDomainParams(Params):
 class SingleDomain(ModelSetStrategy):
     """One model per target domain, each trained and early-stopped on its own domain only."""
 
-    def __init__(self, params: SingleDomainParams, run: "RunContext | None" = None) -> None:
+    def __init__(self, params: SingleDomainParams, run: "Run | None" = None) -> None:
         self.params = params
 
-    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+    def execute(self, run: "Run") -> dict[int, nn.Module]:
         models = {}
         for d in run.target_domains:
             model = run.build_encoder()
@@ -94,10 +95,10 @@ class Joint(ModelSetStrategy):
     A target that is not among ``domains.sources`` is zero-shot: the model never sees its training data.
     """
 
-    def __init__(self, params: JointParams, run: "RunContext | None" = None) -> None:
+    def __init__(self, params: JointParams, run: "Run | None" = None) -> None:
         self.params = params
 
-    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+    def execute(self, run: "Run") -> dict[int, nn.Module]:
         model = run.build_encoder()
         combine = combine_by_count if self.params.domain_weighting == "examples" else combine_equally
         run.train_stage(model, Stage(name="joint", domains=run.source_domains, validate_on=run.target_domains,

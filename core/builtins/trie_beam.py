@@ -41,7 +41,7 @@ from mtrec.components import Params, Ranking
 from mtrec.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 NEG_INF = float("-inf")
 FLOOR = -1e30  # log-probabilities are clamped here so a valid token always beats a masked one
@@ -272,7 +272,7 @@ def score_candidates(model: nn.Module, batch: dict[str, torch.Tensor], candidate
 
 
 class TrieBeamDecoder:
-    def __init__(self, params: TrieBeamParams, run: "RunContext | None" = None) -> None:
+    def __init__(self, params: TrieBeamParams, run: "Run | None" = None) -> None:
         self.params = params
         self.run = run
         self._tries: dict[tuple, PrefixTrie] = {}

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +20,7 @@ from mtrec.data.formats import DatasetFormat
 from mtrec.data.model import MultiDomainDataset
 from mtrec.data.spec import DatasetSpec, load_spec_file, spec_from_mapping
 from mtrec.errors import DataError
+from mtrec.files import atomic_path
 from mtrec.paths import cache_dir
 
 PROCESSING_VERSION = "1"
@@ -164,21 +163,17 @@ def _read_cache(entry: Path) -> MultiDomainDataset:
 
 
 def _write_cache(entry: Path, dataset: MultiDomainDataset) -> None:
+    staged = False
     try:
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
+        # existing_wins: another process that won the race wrote an identical entry
+        with atomic_path(entry, directory=True, existing_wins=True) as tmp:
+            staged = True
+            np.savez(tmp / "arrays.npz", **dataset.to_arrays())
+            (tmp / "meta.json").write_text(json.dumps(dataset.to_meta()), encoding="utf-8")
     except OSError as exc:
+        if staged:
+            raise
         raise DataError(
             f"cannot write the dataset cache ({exc.strerror}); set MTREC_CACHE_DIR to a writable folder",
             path=entry.parent,
         ) from None
-    try:
-        np.savez(tmp / "arrays.npz", **dataset.to_arrays())
-        (tmp / "meta.json").write_text(json.dumps(dataset.to_meta()), encoding="utf-8")
-        try:
-            os.replace(tmp, entry)
-        except OSError:  # another process won the race; its entry is identical
-            shutil.rmtree(tmp, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

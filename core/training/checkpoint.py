@@ -1,6 +1,7 @@
-"""Atomic writes, and safe reads of what a run folder holds.
+"""Safe reads of what a run folder holds (and, re-exported from :mod:`mtrec.files`, atomic writes).
 
-A file appears whole under its final name or not at all.  Reading never runs code from a data
+Writes go through :mod:`mtrec.files`: a file appears whole under its final name or not at all
+(``atomic_write_text`` and ``atomic_torch_save`` stay importable from here).  Reading never runs code from a data
 file: ``.pt`` files are read with ``torch.load(weights_only=True)`` (tensors, numbers, strings,
 lists, tuples and dicts only -- a pickle that names any other Python object is refused), every
 other file is JSON, and a file name read from a run's JSON must stay inside its folder.  Run
@@ -10,43 +11,19 @@ folders may be shared (a team's disk, a copied run): treat their contents as unt
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import tempfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
 
 from mtrec.errors import UserError
+from mtrec.files import atomic_torch_save as atomic_torch_save  # re-exported: plugins import them from here
+from mtrec.files import atomic_write_text as atomic_write_text
 
 
 class UnsafeFileError(UserError):
     """A run file that would run code or reach outside its folder if it were loaded as asked."""
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- safe reads

@@ -40,10 +40,10 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
+from mtrec.files import atomic_torch_save
 from mtrec.training import distributed as D
 from mtrec.training.batching import epoch_batches, epoch_generator, example_lengths
 from mtrec.training.checkpoint import (
-    atomic_torch_save,
     load_checkpoint,
     rng_state,
     set_rng_state,
@@ -53,7 +53,7 @@ from mtrec.training.memory import PeakMemory
 from mtrec.training.stage import Stage, StageResult
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 # One line per epoch; `mtrec run` shows it when progress bars are off (a log file, a batch job).
 log = logging.getLogger("mtrec.training")
@@ -73,7 +73,7 @@ def stage_key(index: int, name: str) -> str:
     return f"{index:03d}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResult:
+def train_stage(run: "Run", model: nn.Module, stage: Stage) -> StageResult:
     index = run.stage_counter()
     done_path, last_path = step_paths(run.run_dir, stage_key(index, stage.name))
     device = run.device
@@ -109,7 +109,7 @@ def train_stage(run: "RunContext", model: nn.Module, stage: Stage) -> StageResul
     return result
 
 
-def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_path: Path) -> StageResult:
+def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Path) -> StageResult:
     cfg = run.config.training
     epochs = stage.epochs or cfg.epochs
     lr = stage.lr or cfg.lr
@@ -244,7 +244,7 @@ def _train(run: "RunContext", model: nn.Module, stage: Stage, index: int, last_p
     )
 
 
-def _validate(run: "RunContext", model: nn.Module, stage: Stage, epoch: int, state: dict) -> tuple[dict, list[dict]]:
+def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: dict) -> tuple[dict, list[dict]]:
     """Validate ``model`` after ``epoch`` and update the best epoch and early-stopping counter in
     ``state``; return the average metrics and the registry rows."""
     cfg = run.config.training
@@ -291,7 +291,7 @@ def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, stat
     return line + f"  {seconds:.0f} s"
 
 
-def _step_function(run: "RunContext", model: nn.Module, stage: Stage, params: list[nn.Parameter]) -> tuple[Callable, Callable[[], None]]:
+def _step_function(run: "Run", model: nn.Module, stage: Stage, params: list[nn.Parameter]) -> tuple[Callable, Callable[[], None]]:
     """``batch -> scalar loss`` for this process, and what to undo when the stage ends."""
     compile_it = run.config.training.compile and run.device.type == "cuda"
     if D.is_distributed():
@@ -315,7 +315,7 @@ def _logged_marker(last_path: Path) -> Path:
 
 
 def _mark_logged(last_path: Path, epoch: int) -> None:
-    from mtrec.training.checkpoint import atomic_write_text
+    from mtrec.files import atomic_write_text
 
     atomic_write_text(_logged_marker(last_path), str(epoch))
 

@@ -8,7 +8,7 @@ holding one ``<circle class="pt">`` per point, so tests (and people) can count t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -105,6 +105,16 @@ def _svg_open(css_class: str, width: float, total_h: float, attrs: dict | None, 
     return out
 
 
+
+def _y_axis(y_ticks: Sequence[float], sy: Callable[[float], float], left: float, pw: float) -> list[str]:
+    """Opens the axes group: a grid line and a label per y tick."""
+    out = ['<g class="axes">']
+    for t in y_ticks:
+        out.append(f'<line class="grid" x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}"/>'
+                   f'<text class="tick" x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{fmt_tick(t)}</text>')
+    return out
+
+
 def line_chart(
     series: Sequence[Series],
     *,
@@ -153,10 +163,7 @@ def line_chart(
     def sy(y: float) -> float:
         return top + ph - (y - y_lo) / ((y_hi - y_lo) or 1) * ph
 
-    out.append('<g class="axes">')
-    for t in y_ticks:
-        out.append(f'<line class="grid" x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}"/>'
-                   f'<text class="tick" x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{fmt_tick(t)}</text>')
+    out += _y_axis(y_ticks, sy, left, pw)
     for t in x_ticks:
         out.append(f'<line class="tickmark" x1="{sx(t):.1f}" y1="{top + ph}" x2="{sx(t):.1f}" y2="{top + ph + 4}"/>'
                    f'<text class="tick" x="{sx(t):.1f}" y="{top + ph + 16}" text-anchor="middle">{fmt_tick(t)}</text>')
@@ -219,10 +226,7 @@ def bar_chart(
     def sy(y: float) -> float:
         return top + ph - (y - y_lo) / ((y_hi - y_lo) or 1) * ph
 
-    out.append('<g class="axes">')
-    for t in y_ticks:
-        out.append(f'<line class="grid" x1="{left}" y1="{sy(t):.1f}" x2="{left + pw}" y2="{sy(t):.1f}"/>'
-                   f'<text class="tick" x="{left - 6}" y="{sy(t) + 4:.1f}" text-anchor="end">{fmt_tick(t)}</text>')
+    out += _y_axis(y_ticks, sy, left, pw)
     for g, name in enumerate(groups):
         out.append(f'<text class="tick" x="{left + gw * (g + 0.5):.1f}" y="{top + ph + 16}" text-anchor="middle">'
                    f'{escape(name)}</text>')

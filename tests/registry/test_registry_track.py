@@ -1,4 +1,5 @@
-"""``Registry.track``: how a run ends is recorded, whatever ends it."""
+"""``Registry.track``: how a run ends is recorded, whatever ends it (SIGTERM through the engine's
+``sigterm_interrupts``, which owns signal handling)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import time
 
 import pytest
 
+from mtrec.engine import sigterm_interrupts
 from mtrec.registry import RunInterrupted
 
 
@@ -39,7 +41,7 @@ def test_sigterm_marks_interrupted_and_restores_the_handler(reg, start_kwargs):
     try:
         rid = reg.start_run(**start_kwargs())
         with pytest.raises(KeyboardInterrupt) as info:
-            with reg.track(rid):
+            with sigterm_interrupts(), reg.track(rid):
                 os.kill(os.getpid(), signal.SIGTERM)
                 _wait_for_signal()
         assert isinstance(info.value, RunInterrupted)
@@ -71,13 +73,10 @@ def test_exception_marks_failed_with_the_error_text(reg, start_kwargs):
 
 
 def test_normal_exit_leaves_the_status(reg, start_kwargs):
-    before = signal.getsignal(signal.SIGTERM)
     rid = reg.start_run(**start_kwargs())
     with reg.track(rid) as tracked:
         assert tracked == rid
-        assert signal.getsignal(signal.SIGTERM) is not before
     assert reg.get_run(rid)["status"] == "running"
-    assert signal.getsignal(signal.SIGTERM) is before
 
     with reg.track(rid):
         reg.set_status(rid, "finished")
@@ -90,7 +89,7 @@ def test_normal_exit_leaves_the_status(reg, start_kwargs):
 
 
 def test_track_off_the_main_thread(reg, start_kwargs):
-    """No signal handler can be installed there; exceptions are still recorded."""
+    """Off the main thread (where no signal handler could be installed) exceptions are still recorded."""
     rid = reg.start_run(**start_kwargs())
     errors = []
 
@@ -114,3 +113,12 @@ def test_track_unknown_run(reg):
     with pytest.raises(RegistryError, match="nope"):
         with reg.track("nope"):
             pass
+
+
+def test_track_alone_installs_no_signal_handler(reg, start_kwargs):
+    """Signals are the engine's: the registry leaves the process's SIGTERM handler alone."""
+    before = signal.getsignal(signal.SIGTERM)
+    rid = reg.start_run(**start_kwargs())
+    with reg.track(rid):
+        assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -150,7 +150,8 @@ def _rows(driver) -> list[str]:
 
 def test_runs_table_lists_the_runs_and_a_filter_narrows_it(world, server, browser):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     browser.get(server + "/")
     assert set(_rows(browser)) == {world["sasrec"], world["syncrec"], world["failed"]}
@@ -164,7 +165,7 @@ def test_runs_table_lists_the_runs_and_a_filter_narrows_it(world, server, browse
 
     Select(browser.find_element(By.ID, "f-recipe")).select_by_value("syncrec")
     browser.find_element(By.ID, "f-apply").click()
-    assert "recipe=syncrec" in browser.current_url
+    WebDriverWait(browser, 20).until(expected_conditions.url_contains("recipe=syncrec"))  # a form submit
     assert _rows(browser) == [world["syncrec"]]
 
     browser.get(server + "/?status=failed")
@@ -205,12 +206,15 @@ def test_run_page_shows_a_learning_curve_point_per_epoch(world, server, browser)
 
 def test_compare_page_shows_bars_curves_and_the_differing_config_keys(world, server, browser):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
 
     browser.get(server + "/")
     for rid in (world["sasrec"], world["syncrec"]):
         browser.find_element(By.CSS_SELECTOR, f'input[name="ids"][value="{rid}"]').click()
     browser.find_element(By.ID, "compare-button").click()
-    assert "/compare" in browser.current_url
+    # the click submits a form: wait for the navigation rather than racing it
+    WebDriverWait(browser, 20).until(expected_conditions.url_contains("/compare"))
     legend = [tr.get_attribute("data-run-id") for tr in browser.find_elements(By.CSS_SELECTOR, "#compare-runs tbody tr")]
     assert set(legend) == {world["sasrec"], world["syncrec"]}
     keys = {tr.get_attribute("data-key") for tr in browser.find_elements(By.CSS_SELECTOR, "#config-diff-table tr[data-key]")}

@@ -29,7 +29,7 @@ from mtrec.data.views import next_item_windows, train_sequences
 from mtrec.training.stage import DomainLoss
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 
 class Gru4RecParams(Params):
@@ -105,7 +105,7 @@ class Gru4Rec(Encoder):
         return user @ items.T if candidates.dim() == 1 else torch.einsum("be,bce->bc", user, items)
 
     # ------------------------------------------------------------------ training
-    def train_tensors(self, run: "RunContext", domains: list[int]) -> dict[str, torch.Tensor]:
+    def train_tensors(self, run: "Run", domains: list[int]) -> dict[str, torch.Tensor]:
         seqs = train_sequences(run.dataset, domains, self.params.view)
         inputs, targets = next_item_windows(seqs, run.config.data.max_len)
         return {"input": torch.as_tensor(inputs), "target": torch.as_tensor(targets)}
@@ -125,7 +125,7 @@ class Gru4Rec(Encoder):
         return DomainLoss(losses, counts)
 
 
-def build_gru4rec(params: Gru4RecParams, run: "RunContext") -> Gru4Rec:
+def build_gru4rec(params: Gru4RecParams, run: "Run") -> Gru4Rec:
     dataset = run.dataset
     return Gru4Rec(
         params,

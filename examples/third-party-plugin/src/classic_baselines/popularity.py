@@ -26,7 +26,7 @@ from mtrec.components import Encoder, Params
 from mtrec.data.views import train_sequences
 
 if TYPE_CHECKING:
-    from mtrec.run_context import RunContext
+    from mtrec.components import Run
 
 
 class PopularityParams(Params):
@@ -48,7 +48,7 @@ class Popularity(Encoder):
         return scores.unsqueeze(0).expand(n, -1) if candidates.dim() == 1 else scores
 
 
-def training_counts(run: "RunContext") -> torch.Tensor:
+def training_counts(run: "Run") -> torch.Tensor:
     """``[n_items + 1]`` number of training interactions of each item (0 for padding)."""
     dataset = run.dataset
     sequences = train_sequences(dataset, run.all_domains, "single")
@@ -56,7 +56,7 @@ def training_counts(run: "RunContext") -> torch.Tensor:
     return torch.as_tensor(np.bincount(items, minlength=dataset.n_items + 1))
 
 
-def build_popularity(params: PopularityParams, run: "RunContext") -> Popularity:
+def build_popularity(params: PopularityParams, run: "Run") -> Popularity:
     return Popularity(training_counts(run))
 
 
@@ -67,10 +67,10 @@ class NoTrainingParams(Params):
 class NoTraining:
     """Build the encoder once and use it as built for every target domain: no training stage."""
 
-    def __init__(self, params: NoTrainingParams, run: "RunContext | None" = None) -> None:
+    def __init__(self, params: NoTrainingParams, run: "Run | None" = None) -> None:
         self.params = params
 
-    def execute(self, run: "RunContext") -> dict[int, nn.Module]:
+    def execute(self, run: "Run") -> dict[int, nn.Module]:
         model = run.build_encoder()
         return {d: model for d in run.target_domains}
 
@@ -78,7 +78,7 @@ class NoTraining:
         model = next(iter(models.values()))
         torch.save({"domains": sorted(models), "state": model.state_dict()}, directory / "model.pt")
 
-    def load(self, run: "RunContext", directory: Path) -> dict[int, nn.Module]:
+    def load(self, run: "Run", directory: Path) -> dict[int, nn.Module]:
         saved = torch.load(directory / "model.pt", map_location=run.device, weights_only=True)
         model = run.build_encoder()
         model.load_state_dict(saved["state"])

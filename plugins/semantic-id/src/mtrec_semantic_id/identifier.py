@@ -590,14 +590,7 @@ class SemanticIdIdentifier:
 
 
 def _atomic_npz(path: Path, **arrays: np.ndarray) -> None:
-    import os
-    import tempfile
+    from mtrec.files import atomic_open
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb", suffix=".npz") as fh:
+        np.savez(fh, **arrays)
