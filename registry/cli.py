@@ -275,15 +275,8 @@ def compare_cmd(run_ids, metrics, split, stage, plot_path, fmt, registry_url) ->
 _CSV_FIELDS = ["run_id", "stage", "split", "domain", "name", "k", "value", "step"]
 
 
-@runs.command("export")
-@click.argument("run_id", metavar="ID")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), required=True,
-              help="json: the whole run (config, components, metrics, artifacts); csv: its metric rows.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
-              help="Write here instead of to stdout.")
-@_registry_option
-def export_cmd(run_id, fmt, output, registry_url) -> None:
-    """Export a run as JSON, or its metrics as CSV."""
+def _export_one(run_id: str, fmt: str, output: Path | None, registry_url: str | None) -> None:
+    """One run as JSON, or its metric rows as CSV, to ``output`` or stdout."""
     run = _open(registry_url).get_run(run_id)
     if fmt == "json":
         text = _dumps(run) + "\n"
@@ -305,9 +298,6 @@ def export_cmd(run_id, fmt, output, registry_url) -> None:
     click.echo(f"run {run['id']} written to {output}", err=True)
 
 
-_export_one = export_cmd  # json/csv of one run, above; `export` below adds several runs to TensorBoard
-
-
 @runs.command("export")
 @click.argument("run_ids", nargs=-1, required=True, metavar="ID...")
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "tensorboard"]), required=True,
@@ -318,15 +308,14 @@ _export_one = export_cmd  # json/csv of one run, above; `export` below adds seve
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="tensorboard: the folder to write (a subfolder per run); then `tensorboard --logdir DIR`.")
 @_registry_option
-@click.pass_context
-def export_many_cmd(ctx, run_ids, fmt, output, out_dir, registry_url) -> None:
+def export_cmd(run_ids, fmt, output, out_dir, registry_url) -> None:
     """Export a run as JSON, or its metrics as CSV; or runs as TensorBoard event files."""
     if fmt != "tensorboard":
         if len(run_ids) != 1:
             raise click.UsageError(f"--format {fmt} exports one run; got {len(run_ids)} ids")
         if out_dir is not None:
             raise click.UsageError("--out DIR is for --format tensorboard; use -o FILE")
-        ctx.invoke(_export_one, run_id=run_ids[0], fmt=fmt, output=output, registry_url=registry_url)
+        _export_one(run_ids[0], fmt, output, registry_url)
         return
     if out_dir is None:
         raise click.UsageError("--format tensorboard needs --out DIR")
