@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -266,25 +266,59 @@ class Run(Protocol):
 # --------------------------------------------------------------------------- contracts
 
 
-@runtime_checkable
 class ItemIdentifier(Protocol):
     """Turns items into the tokens a model sees.
 
-    ``item_tokens`` is a ``[n_items + 1, L]`` tensor of token ids (row 0 is padding); every item's
-    row is unique within its domain.  ``vocab_size`` bounds the token ids.  Identifiers that
-    provide ``trie`` also expose ``domain_tokens(domain) -> [n_domain_items, L]`` aligned with
-    ``dataset.domain_items[domain]`` for constrained decoding.
+    The engine builds it (``factory(params, run)``), then either calls ``fit(run)`` and
+    ``save(directory)``, or ``load(directory)`` (a resumed run, ``identifier.from_run``, other
+    ranks under torchrun, ``mtrec recommend``); it then becomes ``run.identifier``.
+
+    Required of every identifier: ``vocab_size``, ``fit``, ``item_tokens``, ``save``, ``load``.
+    Required of identifiers that provide ``trie``: ``domain_tokens``.  Optional (the engine and
+    the decoders probe for them with ``hasattr`` / ``getattr``): ``version``, ``metric_rows``.
+    :data:`CONTRACT_MEMBERS` lists which is which; ``tests/test_contracts.py`` checks every
+    registered identifier against these signatures.  Implement it without subclassing (a subclass
+    would inherit the optional members' empty stubs, and the engine would find and call them).
     """
 
     vocab_size: int
+    """Bound on the token ids: every id in ``item_tokens()`` is below it (read after ``fit``/``load``)."""
 
-    def fit(self, run: "Run") -> None: ...
+    version: int
+    """Optional.  Bumped whenever the item tokens change after ``fit`` (a regeneration during
+    training); the ``trie-beam`` decoder rebuilds its tries when it changes.  Absent means 0."""
 
-    def item_tokens(self) -> torch.Tensor: ...
+    def fit(self, run: "Run") -> None:
+        """Called once per run by the engine (rank 0), before the transfer, unless the identifier
+        is loaded instead; ``run`` is the run in progress (``run.dataset``, ``run.device``)."""
+        ...
 
-    def save(self, directory: Path) -> None: ...
+    def item_tokens(self) -> torch.Tensor:
+        """``[n_items + 1, L]`` token ids (row 0 is padding); every item's row is unique within its
+        domain.  Called by encoders after ``fit``/``load``."""
+        ...
 
-    def load(self, directory: Path) -> None: ...
+    def domain_tokens(self, run: "Run", domain: int) -> torch.Tensor:
+        """Required of identifiers that provide ``trie``.  ``[n_domain_items, L]``, row ``i`` the
+        tokens of ``run.dataset.domain_items[domain][i]``.  Called by the ``trie-beam`` decoder with
+        the run and a domain index, once per domain (and again after ``version`` changes)."""
+        ...
+
+    def metric_rows(self) -> list[dict[str, Any]]:
+        """Optional.  Quality rows of the fitted identifier (codebook usage, collisions), in the
+        registry's metric-row form (``stage``, ``split``, ``domain``, ``name``, ``k``, ``value``).
+        Called by the engine, when present, after ``fit``/``load``, and logged with ``run.log_metrics``."""
+        ...
+
+    def save(self, directory: Path) -> None:
+        """Write the fitted identifier into ``directory`` (the run's ``identifier`` artifact).
+        Called by the engine right after ``fit``."""
+        ...
+
+    def load(self, directory: Path) -> None:
+        """Read what ``save`` wrote in ``directory`` into this freshly built identifier; raise
+        ``ConfigError`` when it does not fit this run's dataset.  Called instead of ``fit``."""
+        ...
 
 
 class Encoder(nn.Module):
@@ -308,12 +342,15 @@ class Encoder(nn.Module):
     family: ClassVar[str] = "discriminative"
 
     def train_tensors(self, run: "Run", domains: list[int]) -> dict[str, torch.Tensor]:
+        """The training examples of ``domains``; called by the trainer at the start of each stage."""
         raise NotImplementedError
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One scalar loss per domain name; called by the trainer on each slice of ``train_tensors``."""
         raise NotImplementedError
 
     def score(self, batch: dict[str, torch.Tensor], candidates: torch.Tensor) -> torch.Tensor:
+        """Required of encoders that provide ``scores``: ``[B, C]``; called by the ``topk`` decoder."""
         raise NotImplementedError
 
 
@@ -341,9 +378,44 @@ class Decoder(Protocol):
 
 
 class TransferStrategy(Protocol):
+    """Which stages run, on which domains, training what; and how the resulting models are kept.
+
+    All three members are required.  The engine calls ``execute(run)`` then ``save(models,
+    directory)``; ``mtrec recommend`` builds the strategy again and calls ``load(run, directory)``.
+    """
+
     def execute(self, run: "Run") -> dict[int, nn.Module]:
-        """Plan and run the training stages; return the model to use for each domain index."""
+        """Plan and run the training stages; return the model to use for each domain index.
+        Called once per run by the engine, after the identifier is fitted (``run.identifier``)."""
         ...
+
+    def save(self, models: dict[int, nn.Module], directory: Path) -> None:
+        """Write ``models`` (what ``execute`` returned: domain index -> model, one model possibly
+        shared by several domains) into ``directory`` (the run's ``models`` folder, created).
+        Called by the engine right after ``execute``, on the same strategy object."""
+        ...
+
+    def load(self, run: "Run", directory: Path) -> dict[int, nn.Module]:
+        """Rebuild the models ``save`` wrote in ``directory`` (``run.build_encoder()``, on
+        ``run.device``): domain index -> model.  Called by ``mtrec recommend`` on a freshly built
+        strategy of a finished run."""
+        ...
+
+
+#: The members of each kind's contract: name -> None when every component must have it, a
+#: capability when components providing it must, or ``"optional"`` when the engine probes for it.
+CONTRACT_MEMBERS: dict[str, dict[str, str | None]] = {
+    "identifier": {"vocab_size": None, "fit": None, "item_tokens": None, "save": None, "load": None,
+                   "domain_tokens": Capability.TRIE, "version": "optional", "metric_rows": "optional"},
+    "encoder": {"family": None, "train_tensors": None, "loss": None, "score": Capability.SCORES},
+    "transfer": {"execute": None, "save": None, "load": None},
+    "decoder": {"rank": None},
+}
+
+
+def contract(kind: str) -> type:
+    """The class declaring ``kind``'s contract (a protocol, or ``Encoder`` for encoders)."""
+    return {"identifier": ItemIdentifier, "encoder": Encoder, "transfer": TransferStrategy, "decoder": Decoder}[kind]
 
 
 # --------------------------------------------------------------------------- catalogue

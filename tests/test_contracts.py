@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from mtrec import hookspecs
 from mtrec.plugins import Plugins
 
@@ -167,3 +169,182 @@ def test_plugins_doc_documents_every_member_of_run():
     run_part = doc[doc.index("## Run reference"):doc.index("## Hook reference")]
     for name in run_members():
         assert f"* `run.{name}" in run_part, f"Run.{name} is missing from docs/plugins.md"
+
+
+# --------------------------------------------------------------------------- component contracts
+
+
+def _declared_members(kind: str) -> dict[str, inspect.Signature | None]:
+    """What ``contract(kind)`` declares: method name -> its signature (without ``self``), data member -> None."""
+    from mtrec.components import contract
+
+    cls = contract(kind)
+    members: dict[str, inspect.Signature | None] = {name: None for name in getattr(cls, "__annotations__", {})}
+    for name, value in vars(cls).items():
+        if inspect.isfunction(value) and not name.startswith("_"):
+            sig = inspect.signature(value)
+            members[name] = sig.replace(parameters=list(sig.parameters.values())[1:])
+    return members
+
+
+def _member_type(kind: str, name: str) -> type:
+    """The type ``contract(kind)`` annotates data member ``name`` with (``ClassVar[str]`` -> ``str``)."""
+    import typing
+
+    from mtrec.components import contract
+
+    hint = typing.get_type_hints(contract(kind))[name]
+    return typing.get_args(hint)[0] if typing.get_origin(hint) is typing.ClassVar else hint
+
+
+def _signature_problem(method: object, declared: inspect.Signature, unbound: bool) -> str | None:
+    """Why ``method`` cannot be called the way ``declared`` is (positionally, with those names), or None."""
+    try:
+        sig = inspect.signature(method)
+    except (TypeError, ValueError):
+        return None  # a builtin or C method: nothing to compare
+    params = list(sig.parameters.values())[1 if unbound else 0:]
+    want = list(declared.parameters)
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    names = [p.name for p in positional[:len(want)]]
+    if names != want:
+        return f"takes ({', '.join(p.name for p in positional)}), the contract says ({', '.join(want)})"
+    extra = [p.name for p in positional[len(want):] if p.default is p.empty]
+    extra += [p.name for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    if extra:
+        return f"also requires {', '.join(extra)}, which the engine does not pass"
+    return None
+
+
+def contract_problems(kind: str, component, subject: object) -> list[str]:
+    """Each way ``subject`` (an instance the factory built, or the class it returns) breaks ``kind``'s contract."""
+    from mtrec.components import CONTRACT_MEMBERS
+
+    unbound = inspect.isclass(subject)
+    provided = component.provided(component.params())
+    problems = []
+    declared = _declared_members(kind)
+    for name, rule in CONTRACT_MEMBERS[kind].items():
+        required = rule is None or (rule != "optional" and rule in provided)
+        label = f"{kind} {component.name!r} ({component.plugin}): {name}"
+        present = hasattr(subject, name) or (unbound and name in getattr(subject, "__annotations__", {}))
+        if not present:
+            if required:
+                problems.append(f"{label} is missing" + (f" (it provides {rule})" if rule else ""))
+            continue
+        sig = declared[name]
+        if sig is None:  # a data member: of the declared type, where read off a built component
+            want = _member_type(kind, name)
+            value = getattr(subject, name, None)
+            if (not unbound or isinstance(subject.__dict__.get(name), want)) and not isinstance(value, want):
+                problems.append(f"{label} should be {want.__name__}, not {type(value).__name__}")
+            continue
+        member = getattr(subject, name)
+        if not callable(member):
+            problems.append(f"{label} should be a method")
+            continue
+        why = _signature_problem(member, sig, unbound)
+        if why:
+            problems.append(f"{label} {why}")
+    return problems
+
+
+def _returned_class(factory) -> type:
+    """The class a factory function returns, from its return annotation."""
+    annotation = inspect.signature(factory).return_annotation
+    if isinstance(annotation, str):
+        annotation = eval(annotation, factory.__globals__)  # noqa: S307 -- the factory's own module
+    assert inspect.isclass(annotation), f"{factory.__qualname__}: annotate the class the factory returns"
+    return annotation
+
+
+@pytest.fixture(scope="module")
+def contract_run(tmp_path_factory):
+    """Every installed plugin, plus the example third-party plugin (from its source folder when it
+    is not installed), and a run on ``amazon-mini`` to build components with."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from mtrec.config import resolve
+    from mtrec.engine import load_run_dataset
+    from mtrec.run_context import RunContext
+
+    plugins = Plugins().load()
+    if not any(c.name == "no-training" for c in plugins.catalogue.components["transfer"].values()):
+        src = str(Path(__file__).resolve().parents[1] / "examples" / "third-party-plugin" / "src")
+        sys.path.insert(0, src)
+        try:
+            plugins.register_module(importlib.import_module("classic_baselines.plugin"), "classic-baselines")
+        finally:
+            sys.path.remove(src)
+    resolved = resolve(plugins.catalogue, "sasrec", overrides=["dataset=amazon-mini"])
+    dataset = load_run_dataset(resolved, plugins, progress=False)
+    return plugins, RunContext(resolved, dataset, plugins, torch.device("cpu"), tmp_path_factory.mktemp("run"), progress=False)
+
+
+def test_every_contract_member_is_classified_and_documented():
+    from mtrec.components import CONTRACT_MEMBERS, KINDS, contract
+
+    assert set(CONTRACT_MEMBERS) == set(KINDS)
+    for kind in KINDS:
+        declared = _declared_members(kind)
+        assert set(CONTRACT_MEMBERS[kind]) == set(declared) - ({"forward"} if kind == "encoder" else set()), kind
+        for name, sig in declared.items():
+            if sig is not None:
+                doc = inspect.getdoc(getattr(contract(kind), name)) or ""
+                assert doc.strip(), f"{contract(kind).__name__}.{name} has no docstring"
+                if CONTRACT_MEMBERS[kind][name] == "optional":
+                    assert doc.startswith("Optional"), f"{contract(kind).__name__}.{name}: say it is optional"
+    engine_calls = {"identifier": {"domain_tokens": ["run", "domain"], "load": ["directory"], "save": ["directory"],
+                                   "fit": ["run"], "metric_rows": []},
+                    "transfer": {"execute": ["run"], "save": ["models", "directory"], "load": ["run", "directory"]}}
+    for kind, calls in engine_calls.items():
+        for name, args in calls.items():
+            assert list(_declared_members(kind)[name].parameters) == args, f"{kind}.{name}"
+
+
+def test_every_registered_component_meets_its_contract(contract_run):
+    """Identifiers, transfer strategies and decoders are built as the engine builds them
+    (``factory(params, run)``, default params); encoders, whose building needs a fitted identifier,
+    are checked through the class their factory returns."""
+    plugins, run = contract_run
+    assert not [i.name for i in plugins.infos.values() if i.error], "a plugin failed to load"
+    problems, checked = [], 0
+    for kind, components in plugins.catalogue.components.items():
+        for component in components.values():
+            if kind == "encoder":
+                from mtrec.components import Encoder
+
+                subject = component.factory if inspect.isclass(component.factory) else _returned_class(component.factory)
+                if not issubclass(subject, Encoder):
+                    problems.append(f"encoder {component.name!r}: {subject.__name__} does not subclass mtrec.components.Encoder")
+            else:
+                subject = component.factory(component.params(), run)
+            problems += contract_problems(kind, component, subject)
+            checked += 1
+    assert checked >= 20 and not problems, "\n".join(problems)
+
+
+def test_the_contract_check_catches_a_wrong_signature(contract_run):
+    from mtrec.builtins.atomic import AtomicIdentifier
+
+    plugins, run = contract_run
+    component = plugins.catalogue.get("identifier", "atomic")
+
+    class OldStyle(AtomicIdentifier):
+        version = "v1"
+
+        def domain_tokens(self, domain):  # the pre-contract (d) form
+            return super().domain_tokens(run, domain)
+
+        def metric_rows(self, run):
+            return []
+
+    problems = contract_problems("identifier", component, OldStyle(component.params(), run))
+    assert len(problems) == 3, problems
+    assert "domain_tokens takes (domain)" in problems[0] + problems[1] + problems[2]

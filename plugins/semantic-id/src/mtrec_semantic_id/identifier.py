@@ -499,11 +499,10 @@ class SemanticIdIdentifier:
     def item_tokens(self) -> torch.Tensor:
         return torch.from_numpy(self._require_fitted().copy())
 
-    def domain_tokens(self, run_or_domain: Any, domain: int | None = None) -> torch.Tensor:
-        """``[n_d, L']`` aligned with ``dataset.domain_items[d]``: ``domain_tokens(run, d)`` or ``(d)``."""
+    def domain_tokens(self, run: "RunContext", domain: int) -> torch.Tensor:
+        """``[n_d, L']`` aligned with ``run.dataset.domain_items[domain]`` (the ``trie`` contract)."""
         tokens = self._require_fitted()
-        d = run_or_domain if domain is None else domain
-        items = np.flatnonzero(self.item_domain == int(d))
+        items = np.flatnonzero(self.item_domain == int(domain))
         return torch.from_numpy(tokens[items].copy())
 
     def encode(self, embeddings: np.ndarray, domain: int = 0) -> np.ndarray:

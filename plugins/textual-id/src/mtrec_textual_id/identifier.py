@@ -273,10 +273,10 @@ class TextualIdIdentifier:
     def item_tokens(self) -> torch.Tensor:
         return torch.from_numpy(self._require_fitted().copy())
 
-    def domain_tokens(self, run_or_domain: Any, domain: int | None = None) -> torch.Tensor:
+    def domain_tokens(self, run: "RunContext", domain: int) -> torch.Tensor:
+        """``[n_d, L]`` aligned with ``run.dataset.domain_items[domain]`` (the ``trie`` contract)."""
         tokens = self._require_fitted()
-        d = run_or_domain if domain is None else domain
-        return torch.from_numpy(tokens[np.flatnonzero(self.item_domain == int(d))].copy())
+        return torch.from_numpy(tokens[np.flatnonzero(self.item_domain == int(domain))].copy())
 
     # ------------------------------------------------------------------ artifacts
     def save(self, directory: Path) -> None:
