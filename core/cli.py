@@ -335,23 +335,10 @@ def recommend(run_id: str, domain: str, history: str, k: int, registry_url: str 
         click.echo(format_table(["rank", "item", "score", "title"], rows, title=f"top {k} in {domain}"))
 
 
-def _attach_registry_cli() -> None:
-    try:
-        from mtrec.registry.cli import runs
-    except ImportError:  # registry not built yet
-        return
-    main.add_command(runs)
+# The registry's command groups, attached last: they are part of the package (`mtrec.registry`);
+# `mtrec ui` imports its web libraries only when it runs.
+from mtrec.registry.cli import runs  # noqa: E402
+from mtrec.registry.ui.command import ui  # noqa: E402
 
-
-_attach_registry_cli()
-
-
-def _attach_ui_cli() -> None:
-    try:
-        from mtrec.registry.ui.command import ui  # imports no web library until `mtrec ui` runs
-    except ImportError:
-        return
-    main.add_command(ui)
-
-
-_attach_ui_cli()
+main.add_command(runs)
+main.add_command(ui)

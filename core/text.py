@@ -16,7 +16,7 @@ Shared by the methods that start from item text (GMC's semantic IDs, IDP's ID ma
   seconds, mtrec ships its embeddings: ``<bundled dataset>/embeddings/<texts digest>-<slug>.f16.npy``
   (float16, keyed by a digest of the item texts in id order, so they are used only for exactly
   those texts; other datasets reuse the vectors of the texts they share with it, by text).
-  ``examples/data/make_embeddings.py`` rebuilds them.
+  ``examples/tools/make_embeddings.py`` rebuilds them.
 """
 
 from __future__ import annotations

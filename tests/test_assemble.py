@@ -159,7 +159,7 @@ def _mini():
 
 def test_bundled_package_files():
     assert (BUNDLED / "__init__.py").is_file()
-    assert (MINI / "SOURCE.md").is_file() and (BUNDLED / "make_amazon_mini.py").is_file()
+    assert (MINI / "SOURCE.md").is_file() and (ROOT / "examples" / "tools" / "make_amazon_mini.py").is_file()
     # The data stay small; the shipped text embeddings (float16, one row per item) are sized by the data.
     size = sum(p.stat().st_size for p in MINI.rglob("*") if p.is_file() and "embeddings" not in p.parts)
     assert size <= 5 * 1024 * 1024, f"amazon-mini is {size} bytes"
@@ -193,7 +193,7 @@ def test_bundled_dataset_assembles():
 def test_bundled_dataset_is_reproducible(tmp_path):
     out = tmp_path / "amazon-mini"
     subprocess.run(
-        [sys.executable, str(BUNDLED / "make_amazon_mini.py"), str(SHARED), "--out", str(out)],
+        [sys.executable, str(ROOT / "examples" / "tools" / "make_amazon_mini.py"), str(SHARED), "--out", str(out)],
         check=True,
         capture_output=True,
     )

@@ -390,7 +390,7 @@ def test_malformed_dataset(folder, fmt, fragment):
 
 
 def test_malformed_corpus_is_covered():
-    from test_bad_inputs import BAD_INPUTS  # the cases loaded through their own dataset.yaml
+    from malformed_cases import BAD_INPUTS  # the cases loaded through their own dataset.yaml
 
     cases = [c[0] for c in MALFORMED_CASES] + [c[0] for c in MALFORMED_DATASET_CASES] + [c[0] for c in BAD_INPUTS]
     assert sorted(p.name for p in MALFORMED.iterdir() if p.is_dir()) == sorted(cases)

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 
 from mtrec.config import TrainingConfig
+from mtrec.errors import UserError
 from mtrec.evaluation.evaluator import EvalReport
 from mtrec.training import batching, trainer
 from mtrec.training.batching import epoch_batches, epoch_generator
@@ -370,3 +371,20 @@ def test_the_trainer_buckets_by_length_and_replays_the_same_batches(tmp_path):
     unbucketed, _ = fit(fake_run(tmp_path / "d", epochs=2))
     assert all(torch.equal(a, b) for a, b in zip(plain.batches, unbucketed.batches))  # as without lengths
     assert max(hi - lo for lo, hi in ranges(plain)) > max(hi - lo for lo, hi in ranges(bucketed))
+
+
+# --------------------------------------------------------------------------- checkpoint state
+
+
+def test_resume_checkpoint_state_is_versioned(tmp_path, monkeypatch):
+    """The resume checkpoint carries its format version; one of another version is refused, not misread."""
+    kill_after_checkpoint(monkeypatch, epoch=1)
+    with pytest.raises(KeyboardInterrupt):
+        fit(fake_run(tmp_path, scripted([0.1, 0.2])), Stage(name="fit", domains=[0]))
+    monkeypatch.undo()
+    last_path = step_paths(tmp_path, stage_key(1, "fit"))[1]
+    last = load_checkpoint(last_path)
+    assert last["state_version"] == trainer.StageState.VERSION and last["epoch"] == 1 and last["best_epoch"] == 1
+    torch.save({**last, "state_version": trainer.StageState.VERSION + 1}, last_path)
+    with pytest.raises(UserError, match="format 2; this mtrec reads format 1"):
+        fit(fake_run(tmp_path, scripted([0.3])), Stage(name="fit", domains=[0]))

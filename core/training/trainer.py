@@ -17,7 +17,8 @@ starting weights.
 
 Resume: after every epoch (and after the epoch-0 validation of a ``score_start`` stage) rank 0
 writes ``<run>/checkpoints/resume/<NNN-stage>.last.pt`` (model, optimizer, lr scheduler, combiner,
-epoch, best state, early-stopping counters, history, every rank's RNG states) and at the end of
+every rank's RNG states, and the stage's progress: :class:`StageState`, versioned -- epoch, best
+state, early-stopping counters, history) and at the end of
 the stage ``<NNN-stage>.done.pt`` (final weights, result, RNG).  A resumed run (``mtrec run
 --resume``) replays the strategy: finished stages load their result instead of training, the
 interrupted one continues after its last epoch, and the RNG states make the continuation the same
@@ -71,6 +72,49 @@ def trainable_parameters(model: nn.Module, stage: Stage) -> list[nn.Parameter]:
 def stage_key(index: int, name: str) -> str:
     """File-safe, ordered, unique name of a stage's resume files (stage names may repeat)."""
     return f"{index:03d}-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+@dataclasses.dataclass
+class StageState:
+    """A stage's training progress: what its resume checkpoint holds besides the model, optimizer,
+    lr scheduler, combiner and RNG states (``VERSION`` is written with it; a checkpoint of another
+    version is refused rather than misread)."""
+
+    VERSION = 1
+
+    epoch: int = 0
+    best_value: float = -math.inf
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    since_best: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+    train_seconds: float = 0.0
+    elapsed: float = 0.0
+    stopped: bool = False
+
+    def observe(self, epoch: int, value: float, model: nn.Module) -> bool:
+        """Early stopping's bookkeeping after validating ``epoch``: True (and a copy of the
+        weights kept) when ``value`` is a new best, else one more epoch since the best."""
+        if value > self.best_value:
+            self.best_value, self.best_epoch, self.since_best = value, epoch, 0
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return True
+        self.since_best += 1
+        return False
+
+    def checkpoint(self, **extra: Any) -> dict:
+        """The fields (not copied: the checkpoint is written at once), the version, and ``extra``."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**fields, "state_version": self.VERSION, **extra}
+
+    @classmethod
+    def from_checkpoint(cls, last: dict, path: Path) -> "StageState":
+        version = last.get("state_version", cls.VERSION)  # checkpoints before the version field: 1
+        if version != cls.VERSION:
+            from mtrec.errors import UserError
+
+            raise UserError(f"{path}: a resume checkpoint of format {version}; this mtrec reads format {cls.VERSION}")
+        return cls(**{f.name: last[f.name] for f in dataclasses.fields(cls)})
 
 
 def train_stage(run: "Run", model: nn.Module, stage: Stage) -> StageResult:
@@ -141,8 +185,7 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     lengths = example_lengths(model, tensors) if cfg.length_buckets else None  # once per stage
     amp = run.autocast
 
-    state: dict[str, Any] = {"epoch": 0, "best_value": -math.inf, "best_epoch": 0, "best_state": None,
-                             "since_best": 0, "history": [], "train_seconds": 0.0, "elapsed": 0.0, "stopped": False}
+    state = StageState()
     last = _read_on_main(last_path)
     if last is not None:  # resumed in the middle of this stage
         model.load_state_dict(last["model"])
@@ -151,12 +194,12 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
             scheduler.load_state_dict(last["scheduler"])
         if last["combine"] is not None:
             stage.combine.load_state_dict(last["combine"])
-        state = {k: last[k] for k in state}
+        state = StageState.from_checkpoint(last, last_path)
         set_rng_state(last["rng"][world.rank if len(last["rng"]) == world.size else 0])
         if D.is_main() and _logged_epoch(last_path) < last["epoch"]:  # killed between checkpoint and logging
             run.log_metrics(last["rows"])
             _mark_logged(last_path, last["epoch"])
-    resumed_from, elapsed_before = state["epoch"], state["elapsed"]
+    resumed_from, elapsed_before = state.epoch, state.elapsed
     scheduler_state = (lambda: scheduler.state_dict()) if scheduler is not None else (lambda: None)
 
     started = time.perf_counter()
@@ -167,98 +210,103 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
         row = {"epoch": 0, **metrics}
         if D.is_main():
             log.info(epoch_line(stage.name, 0, epochs, row, cfg.select_metric, state, time.perf_counter() - epoch_start))
-        state["history"].append(row)
-        state["elapsed"] = time.perf_counter() - started
-        _save_last(last_path, model, optimizer, stage, dict(state, rows=rows, scheduler=scheduler_state()))
+        state.history.append(row)
+        state.elapsed = time.perf_counter() - started
+        _save_last(last_path, model, optimizer, stage, state.checkpoint(rows=rows, scheduler=scheduler_state()))
         run.log_metrics(rows)
         if D.is_main():
             _mark_logged(last_path, 0)
-    bar = tqdm(range(state["epoch"] + 1, epochs + 1), desc=f"{stage.name}", unit="epoch",
-               disable=not (run.progress and D.is_main()), initial=state["epoch"], total=epochs)
+    bar = tqdm(range(state.epoch + 1, epochs + 1), desc=f"{stage.name}", unit="epoch",
+               disable=not (run.progress and D.is_main()), initial=state.epoch, total=epochs)
     try:
-        for epoch in bar if not state["stopped"] else []:
+        for epoch in bar if not state.stopped else []:
             epoch_start = time.perf_counter()
-            model.train()
             sampler.set_epoch(epoch)
             order = torch.as_tensor(list(sampler), device=device)
-            total, batches = 0.0, 0
-            for idx in epoch_batches(model, tensors, order, local_batch, epoch_generator(run.seed, index, epoch),
-                                     lengths=lengths, bucket=cfg.length_buckets):
-                batch = {k: v[idx] for k, v in tensors.items()}
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                    loss = step(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total += float(loss.detach())
-                batches += 1
-            state["train_seconds"] += time.perf_counter() - epoch_start
-            state["epoch"] = epoch
-            row: dict = {"epoch": epoch, "loss": D.mean_over_ranks(total / max(batches, 1))}
+            batches = epoch_batches(model, tensors, order, local_batch, epoch_generator(run.seed, index, epoch),
+                                    lengths=lengths, bucket=cfg.length_buckets)
+            mean_loss = _train_epoch(model, tensors, batches, step, optimizer, scheduler, params, cfg.max_grad_norm,
+                                     amp, device)
+            state.train_seconds += time.perf_counter() - epoch_start
+            state.epoch = epoch
+            row: dict = {"epoch": epoch, "loss": D.mean_over_ranks(mean_loss)}
             rows: list[dict] = []
             if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
                 metrics, rows = _validate(run, model, stage, epoch, state)
                 row.update(metrics)
-                if cfg.lr_schedule == "plateau" and state["since_best"] and state["since_best"] % cfg.lr_decay_patience == 0:
+                if cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
                     decay_on_plateau(scheduler, optimizer, cfg.lr_decay_factor)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", best=state["best_epoch"],
+                bar.set_postfix(loss=f"{row['loss']:.4f}", best=state.best_epoch,
                                 **{f"val_{cfg.select_metric}": f"{row[cfg.select_metric]:.4f}"})
-                state["stopped"] = state["since_best"] >= patience
+                state.stopped = state.since_best >= patience
             else:
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if D.is_main():
                 log.info(epoch_line(stage.name, epoch, epochs, row, cfg.select_metric, state,
                                     time.perf_counter() - epoch_start))
-            state["history"].append(row)
-            state["elapsed"] = elapsed_before + time.perf_counter() - started
+            state.history.append(row)
+            state.elapsed = elapsed_before + time.perf_counter() - started
             # Checkpoint (with this epoch's rows), log, then mark them logged: a resumed stage logs
             # an epoch's rows once even when the kill fell between the checkpoint and the registry.
-            _save_last(last_path, model, optimizer, stage, dict(state, rows=rows, scheduler=scheduler_state()))
+            _save_last(last_path, model, optimizer, stage, state.checkpoint(rows=rows, scheduler=scheduler_state()))
             run.log_metrics(rows)
             if D.is_main():
                 _mark_logged(last_path, epoch)
-            if state["stopped"]:
+            if state.stopped:
                 break
     finally:
         bar.close()
         undo()
-    if state["best_state"] is not None:
-        model.load_state_dict(state["best_state"])
-        best_epoch, best_value = state["best_epoch"], state["best_value"]
+    if state.best_state is not None:
+        model.load_state_dict(state.best_state)
+        best_epoch, best_value = state.best_epoch, state.best_value
     else:  # no validation in this stage: the last epoch is the result
-        best_epoch, best_value = state["epoch"], float("nan")
-    epochs_run = state["epoch"]
+        best_epoch, best_value = state.epoch, float("nan")
+    epochs_run = state.epoch
     return StageResult(
         name=stage.name,
         best_epoch=best_epoch,
         best_value=best_value,
         epochs_run=epochs_run,
         seconds=elapsed_before + time.perf_counter() - started,
-        seconds_per_epoch=state["train_seconds"] / max(epochs_run, 1),
-        history=state["history"],
+        seconds_per_epoch=state.train_seconds / max(epochs_run, 1),
+        history=state.history,
         resumed_from_epoch=resumed_from,
     )
 
 
-def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: dict) -> tuple[dict, list[dict]]:
-    """Validate ``model`` after ``epoch`` and update the best epoch and early-stopping counter in
-    ``state``; return the average metrics and the registry rows."""
+def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState) -> tuple[dict, list[dict]]:
+    """Validate ``model`` after ``epoch``, update early stopping in ``state`` (a new best is also
+    written to the stage's checkpoint); return the average metrics and the registry rows."""
     cfg = run.config.training
     judged = stage.validate_on if stage.validate_on is not None else stage.domains
     report = run.evaluate({d: model for d in judged}, "valid", judged)
-    value = report.get(cfg.select_metric)
-    if value > state["best_value"]:
-        state.update(best_value=value, best_epoch=epoch, since_best=0)
-        state["best_state"] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if D.is_main():
-            atomic_torch_save(state["best_state"], run.checkpoint_path(stage.name))
-    else:
-        state["since_best"] += 1
+    if state.observe(epoch, report.get(cfg.select_metric), model) and D.is_main():
+        atomic_torch_save(state.best_state, run.checkpoint_path(stage.name))
     return dict(report.metrics["average"]), report.rows(stage=stage.name, step=epoch)
+
+
+def _train_epoch(model: nn.Module, tensors: dict[str, torch.Tensor], batches: Any, step: Callable,
+                 optimizer: torch.optim.Optimizer, scheduler: Any, params: list[nn.Parameter],
+                 max_grad_norm: float | None, amp: bool, device: torch.device) -> float:
+    """One pass over ``batches`` (index tensors into ``tensors``): forward, backward, clip, step,
+    lr schedule.  Returns this process's mean loss."""
+    model.train()
+    total, n = 0.0, 0
+    for idx in batches:
+        batch = {k: v[idx] for k, v in tensors.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = step(batch)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if max_grad_norm:
+            torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+        total += float(loss.detach())
+        n += 1
+    return total / max(n, 1)
 
 
 def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, training_steps: int) -> Any:
@@ -280,14 +328,14 @@ def decay_on_plateau(scheduler: Any, optimizer: torch.optim.Optimizer, factor: f
         group["lr"] = lr * lam(scheduler.last_epoch)
 
 
-def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: dict, seconds: float) -> str:
+def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: StageState, seconds: float) -> str:
     """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s``
 
     Epoch 0 (a ``score_start`` stage's starting model) has no loss: ``... epoch 0/8  start  val ...``.
     """
     line = f"stage {stage}: epoch {epoch}/{epochs}  " + (f"loss {row['loss']:.4f}" if "loss" in row else "start")
     if metric in row:
-        line += f"  val {metric} {row[metric]:.4f} (best {state['best_value']:.4f} @{state['best_epoch']})"
+        line += f"  val {metric} {row[metric]:.4f} (best {state.best_value:.4f} @{state.best_epoch})"
     return line + f"  {seconds:.0f} s"
 
 

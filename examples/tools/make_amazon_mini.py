@@ -1,6 +1,6 @@
 """Build the bundled ``amazon-mini`` dataset from the shared evaluation datasets.
 
-    python examples/data/make_amazon_mini.py /path/to/shared/datasets [--out examples/data/amazon-mini]
+    python examples/tools/make_amazon_mini.py /path/to/shared/datasets [--out examples/data/amazon-mini]
 
 Takes a seeded random sample of users from
 
@@ -99,7 +99,7 @@ def make_artsoffice(src: Path, out: Path, rng: random.Random, n_users: int) -> d
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("datasets", type=Path, help="the shared datasets folder (holding Scientific/ and ArtsOffice/)")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "amazon-mini")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "data" / "amazon-mini")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--scientific-users", type=int, default=N_SCIENTIFIC)
     parser.add_argument("--artsoffice-users", type=int, default=N_ARTSOFFICE)

@@ -7,8 +7,8 @@ item in global id order, without the padding row).  mtrec.text uses such a file 
 digest of the dataset's item texts matches, so editing a dataset and forgetting this script costs
 time (a fresh encoding), never correctness.  Old files of a dataset are removed.
 
-    python examples/data/make_embeddings.py              # every bundled dataset (~10 min per 18k texts on 2 CPU cores)
-    python examples/data/make_embeddings.py amazon-mini
+    python examples/tools/make_embeddings.py              # every bundled dataset (~10 min per 18k texts on 2 CPU cores)
+    python examples/tools/make_embeddings.py amazon-mini
 """
 
 from __future__ import annotations
