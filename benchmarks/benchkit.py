@@ -149,3 +149,47 @@ def write_section(path: Path, name: str, body: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
+
+
+# ----------------------------------------------------------------------------- results
+
+RESULTS_DIR = REPO / "benchmarks" / "results"
+
+
+def save_results(section: str, payload: dict, *, root: Path | None = None) -> Path:
+    """Write ``benchmarks/results/SECTION.json`` (or ``root/SECTION.json``) atomically and return its path.
+
+    The file is the committed, machine-readable record of one section of docs/benchmarks.md: its rows
+    with their numbers, seeds, test users per domain and training stages (epochs run, best epoch,
+    epoch cap), the machine, when it ran, the load and the command.  ``benchmarks/claims.py`` reads
+    these files (never the git-ignored run folders) to render the claims table.  NaN and infinite
+    floats become ``null`` so the file stays strict JSON; the top-level ``"section"`` key is
+    ``section``.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", section):
+        raise ValueError(f"bad section name {section!r}")
+    if payload.get("section", section) != section:
+        raise ValueError(f"payload is for section {payload['section']!r}, not {section!r}")
+
+    def clean(value):
+        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+            return None
+        if isinstance(value, dict):
+            return {str(k): clean(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    folder = Path(root) if root is not None else RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{section}.json"
+    text = json.dumps(clean({"section": section, **payload}), indent=2, ensure_ascii=False, allow_nan=False)
+    tmp = folder / f".{section}.json.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        tmp.write_text(text + "\n", encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path

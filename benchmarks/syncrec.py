@@ -240,7 +240,7 @@ def section(all_results: list[dict], machine: dict, args, started: str, finished
                 quality_table(abl, ["mrr", "auc"])]
     ntg_rows = [r for r in all_results if r.get("ntg") and r["ntg"].get("correction")]
     if ntg_rows:
-        out += ["", "Final relative NTG (lambda of Eq. 11, sums to 1) and the learnt alpha / beta / temperature of the `ntg-weighting` runs:", ""]
+        out += ["", "Final relative NTG (lambda of Eq. 11, sums to 1) and the learnt alpha / beta and the temperature (fixed unless `learn_temperature=true`) of the `ntg-weighting` runs:", ""]
         for r in ntg_rows:
             lam = ", ".join(f"{SHORT.get(d, d)} {v:.3f}" for d, v in r["ntg"]["relative_ntg"].items())
             out.append(f"- {r['key']}: {lam}; alpha {r['ntg']['alpha']:.3f}, beta {r['ntg']['beta']:.3f}, "

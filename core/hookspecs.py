@@ -12,7 +12,7 @@ decorated with :data:`hookimpl`, and advertised in the ``mtrec.plugins`` entry-p
 
     @hookimpl
     def mtrec_register_components(register):
-        register(Component(kind="encoder", name="gru4rec", factory=build_gru4rec, params=Gru4RecParams))
+        register(Component(kind="encoder", name="my-gru", factory=build_my_gru, params=MyGRUParams))
 
 Registration hooks receive a ``register`` callback (in the style of simonw/llm and datasette) and
 return nothing; the built-in components are registered through the very same hooks by
@@ -48,8 +48,8 @@ def mtrec_register_components(register: Callable[["Component"], None]) -> None:
 
         @hookimpl
         def mtrec_register_components(register):
-            register(Component(kind="encoder", name="gru4rec", factory=build_gru4rec,
-                               params=GRU4RecParams, provides=frozenset({"scores"}),
+            register(Component(kind="encoder", name="my-gru", factory=build_my_gru,
+                               params=MyGRUParams, provides=frozenset({"scores"}),
                                description="GRU over the history, softmax over the domain's items"))
     """
 
@@ -67,7 +67,7 @@ def mtrec_register_recipes(register: Callable[["Recipe"], None]) -> None:
 
         @hookimpl
         def mtrec_register_recipes(register):
-            register(Recipe(name="gru4rec", config={"encoder": {"name": "gru4rec"}},
+            register(Recipe(name="my-gru", config={"encoder": {"name": "my-gru"}},
                             quick={"training": {"epochs": 2}}))
     """
 

@@ -137,3 +137,20 @@ def test_unknown_target_domain_is_named(plugins, tmp_path):
 
     with pytest.raises(ConfigError, match=r"domains.targets: unknown domain\(s\) 'Books'.*Scientific, Arts, Office"):
         _run(plugins, tmp_path, ["domains.targets=[Books]"])
+
+
+def test_training_loss_of_every_epoch_reaches_the_registry(plugins, tmp_path):
+    from mtrec.registry import open_registry
+
+    registry = open_registry(f"sqlite:///{tmp_path / 'registry.db'}", runs_root=tmp_path / "runs")
+    resolved = resolve(plugins.catalogue, "sasrec", quick=True,
+                       overrides=[*TINY, "transfer.name=joint", "training.epochs=3", "training.eval_every=2"])
+    outcome = execute_run(resolved, plugins, registry=registry, progress=False, output_root=tmp_path / "runs")
+    run_id = outcome.run_dir.name
+    rows = sorted(registry.metrics([run_id], split="train"), key=lambda m: m["step"])
+    history = outcome.stages[0]["history"]
+    # one loss row per epoch, validated or not, equal to the loss the stage reports
+    assert [(m["stage"], m["domain"], m["name"], m["step"]) for m in rows] == [
+        ("joint", "average", "loss", e) for e in (1, 2, 3)]
+    assert [m["value"] for m in rows] == pytest.approx([h["loss"] for h in history])
+    assert sorted({m["step"] for m in registry.metrics([run_id], split="valid")}) == [2, 3]

@@ -41,7 +41,7 @@ def test_plugins_and_components_lists_show_the_examples_parts(venv_python):
     result = mtrec(venv_python, "components", "list", "--format", "json")
     assert result.returncode == 0, result.stderr
     ours = {(c["kind"], c["name"]) for c in json.loads(result.stdout) if c["plugin"] == "classic-baselines"}
-    assert ours == {("encoder", "gru4rec"), ("encoder", "popularity"), ("transfer", "no-training"),
+    assert ours == {("encoder", "classic-gru4rec"), ("encoder", "popularity"), ("transfer", "no-training"),
                     ("recipe", "gru4rec"), ("recipe", "pop")}
 
 

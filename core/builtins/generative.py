@@ -28,9 +28,17 @@ under autocast; decoders take ``log_softmax`` in float32 over the identifier voc
 
 Identifiers used with these encoders hand out fixed-length token rows (``item_tokens()``
 ``[n_items + 1, L]``, ``domain_tokens(run, d)`` ``[n_d, L]``, rows unique within a domain).  An
-identifier with variable-length ids pads them to ``L`` with a dedicated end token, which decoders
-treat as an ordinary token.  An identifier whose tokens change during a run (a trainable one)
-increments an integer attribute ``version`` so decoders rebuild what they cached.
+identifier with variable-length ids pads them to ``L`` with a dedicated end token (IDGenRec's
+``[END]``).  An encoder trained on such rows sets ``end_token`` to that token: an id then consists
+of its tokens up to and including the *first* end token (:func:`id_positions`); the loss counts
+those positions only, and decoders score the same positions -- a hypothesis that has emitted the
+end token keeps its score unchanged in later steps, and a teacher-forced candidate's score is the
+sum of its log-probabilities up to and including its end token.  The padding after the end token
+is never trained, so its log-probabilities are arbitrary and must not enter a score (they would
+rank ids by length, not by likelihood).  ``end_token = None`` (the default; fixed-length ids such
+as semantic ids, where every token, 0 included, is a real code): every position counts.  An
+identifier whose tokens change during a run (a trainable one) increments an integer attribute
+``version`` so decoders rebuild what they cached.
 """
 
 from __future__ import annotations
@@ -48,6 +56,8 @@ class GenerativeEncoder(Encoder):
     family: ClassVar[str] = "generative"
     #: tokens per item (the identifier's L); set by the subclass
     code_length: int = 1
+    #: the identifier token that ends (and pads) a variable-length id; ``None``: fixed-length ids
+    end_token: int | None = None
     #: default ``target_modules`` for LoRA adapters (``unified-then-lora``), if the encoder knows
     lora_target_modules: ClassVar[tuple[str, ...] | None] = None
 
@@ -65,3 +75,14 @@ class GenerativeEncoder(Encoder):
 
     def sequence_logits(self, state: Any, tokens: torch.Tensor) -> torch.Tensor:
         return torch.stack([self.next_token_logits(state, tokens[:, :l]) for l in range(tokens.shape[1])], dim=1)
+
+
+def id_positions(tokens: torch.Tensor, end_token: int | None) -> torch.Tensor:
+    """``[..., L]`` bool mask of the positions an id consists of: its tokens up to and including
+    the first ``end_token`` (everything when ``end_token`` is ``None``, or when a row holds none).
+    What a generative encoder's loss counts and what decoders score (module docstring)."""
+    if end_token is None:
+        return torch.ones_like(tokens, dtype=torch.bool)
+    before = torch.ones_like(tokens, dtype=torch.bool)
+    before[..., 1:] = tokens[..., :-1] != end_token
+    return torch.cumprod(before.to(torch.int8), dim=-1).bool()

@@ -7,6 +7,7 @@ example of the contract rather than an exception to it.
 from __future__ import annotations
 
 from mtrec.builtins.atomic import AtomicIdentifier, AtomicParams
+from mtrec.builtins.gru4rec import GRU4RecParams, build_gru4rec
 from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams, check_unified_then_lora
 from mtrec.builtins.recipes import SASREC
 from mtrec.builtins.seq2seq import Seq2SeqParams, build_seq2seq
@@ -28,6 +29,12 @@ def mtrec_register_components(register) -> None:
     register(Component(
         kind="encoder", name="sasrec", factory=build_sasrec, params=SASRecParams,
         description="SASRec: causal self-attention over the history; CE, BPR or BCE (sampled negatives) over the target domain's items.",
+        provides=DISCRIMINATIVE_ENCODER,
+    ))
+    register(Component(
+        kind="encoder", name="gru4rec", factory=build_gru4rec, params=GRU4RecParams,
+        description="GRU4Rec: a GRU over the history, its last hidden state scored against item embeddings; "
+                    "sasrec's objectives (CE, BPR or BCE over the target domain's items).",
         provides=DISCRIMINATIVE_ENCODER,
     ))
     register(Component(

@@ -11,7 +11,9 @@ and flattened (left padding masked out), followed by the target domain's prompt 
 ``domain_prompt`` is on (default: on for the cross-domain view, where the history alone does not
 say which domain to recommend for; off for the single-domain view, as in GMC).  Output: the next
 item's ``L`` tokens, teacher-forced, no end token (every id has exactly ``L`` tokens).  Loss: mean
-token cross-entropy per example, averaged per target domain.  With ``task_losses`` the model
+token cross-entropy per example, averaged per target domain.  A subclass for variable-length ids
+sets ``end_token`` (the generative contract): the loss then averages over each id's tokens and its
+first end token only, the positions decoders score.  With ``task_losses`` the model
 trains on the single-domain *and* the cross-domain windows of every user and reports the two
 tasks apart (``single/<domain>``, ``cross/<domain>``), which is what SyNCRec's ``ntg-weighting``
 needs to measure each domain's negative transfer gap; prediction still reads the ``view`` history.
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
-from mtrec.builtins.generative import GenerativeEncoder
+from mtrec.builtins.generative import GenerativeEncoder, id_positions
 from mtrec.components import Params
 from mtrec.data.views import train_sequences
 from mtrec.errors import ConfigError
@@ -230,7 +232,12 @@ class Seq2Seq(GenerativeEncoder):
             logits.float().flatten(0, 1), self.to_model_tokens(labels).flatten(), reduction="none",
             label_smoothing=self.params.label_smoothing,
         ).view(labels.shape)
-        return self.domain_losses(token_ce.mean(dim=1), target, batch.get("task"))
+        if self.end_token is None:
+            per_example = token_ce.mean(dim=1)
+        else:  # variable-length ids: the tokens and the first end token, what decoders score
+            counted = id_positions(labels, self.end_token).float()
+            per_example = (token_ce * counted).sum(dim=1) / counted.sum(dim=1)
+        return self.domain_losses(per_example, target, batch.get("task"))
 
     # ------------------------------------------------------------------ decoding contract
     def encode(self, batch: dict[str, torch.Tensor]) -> Seq2SeqState:

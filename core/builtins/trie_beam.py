@@ -22,9 +22,19 @@ n_d)`` distinct items of the target domain, best first.  With ``beam_size`` belo
 evaluation asks for, only ``beam_size`` items come back (the rest count as misses); set
 ``beam_size >= max(evaluation.ks)``.
 
+Variable-length ids (the model's ``end_token`` is set, e.g. IDGenRec's ``[END]``; see
+:mod:`mtrec.builtins.generative`): rows are the id's tokens, then the end token repeated up to
+``L``, so the trie walks the padding as a single-child path.  Scoring stops at each id's end: a
+hypothesis that has emitted the end token is *finished* and keeps its score unchanged in later
+steps (its padding adds 0, exactly as the training loss ignores it), and once every hypothesis
+of the batch is finished the model is not run again.  Fixed-length ids (``end_token`` ``None``)
+score every position, as before.  Every trie leaf lies at depth ``L`` (rows are ``[n, L]``), so
+a hypothesis at a leaf is finished by construction when the search ends.
+
 Candidates: a ``[C]`` tensor must be the domain's whole catalogue (``evaluation.protocol=full``).
 A ``[B, C]`` tensor (``protocol=sampled``) is scored exactly instead of searched: each candidate's
-teacher-forced log-likelihood ``sum_l log P(c_l | history, c_<l)``, returned as scores.
+teacher-forced log-likelihood ``sum_l log P(c_l | history, c_<l)`` over the positions of the id
+(up to and including its end token), returned as scores.
 """
 
 from __future__ import annotations
@@ -37,6 +47,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from mtrec.builtins.generative import id_positions
 from mtrec.components import Params, Ranking
 from mtrec.errors import ConfigError
 
@@ -189,9 +200,18 @@ def _select_topk(scores: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.
     return values.gather(1, order), index.gather(1, order)
 
 
+def _end_token(model: nn.Module) -> int | None:
+    """The token that ends the model's variable-length ids (``None``: fixed-length ids)."""
+    end = getattr(model, "end_token", None)
+    return None if end is None else int(end)
+
+
 def _expand_sparse(level: TrieLevel, beam_node: torch.Tensor, beam_score: torch.Tensor,
-                   logp: torch.Tensor, width: int) -> tuple[torch.Tensor, ...]:
-    """Sparse step: every beam's children as one flat list, each user's best ``width`` kept."""
+                   logp: torch.Tensor | None, width: int,
+                   finished: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+    """Sparse step: every beam's children as one flat list, each user's best ``width`` kept.
+    ``finished`` ``[B, kc]``: beams past their end token, whose children add nothing to the score
+    (``logp`` may then be ``None`` when every beam is finished)."""
     b, kc = beam_node.shape
     nodes = beam_node.flatten()
     degree = (level.offsets[1:] - level.offsets[:-1])[nodes]
@@ -200,7 +220,13 @@ def _expand_sparse(level: TrieLevel, beam_node: torch.Tensor, beam_score: torch.
     position = torch.arange(beam_of_edge.numel(), device=nodes.device) - first[beam_of_edge]
     edge = level.offsets[nodes][beam_of_edge] + position
     token, child = level.edge_tokens[edge], level.edge_child[edge]
-    score = beam_score.flatten()[beam_of_edge] + logp[beam_of_edge, token]
+    if logp is None:
+        gain = torch.zeros(beam_of_edge.shape, device=nodes.device)
+    else:
+        gain = logp[beam_of_edge, token]
+        if finished is not None:
+            gain = gain.masked_fill(finished.flatten()[beam_of_edge], 0.0)
+    score = beam_score.flatten()[beam_of_edge] + gain
     user = beam_of_edge // kc
     order = torch.sort(score, descending=True, stable=True).indices
     order = order[torch.sort(user[order], stable=True).indices]  # by user, best first within a user
@@ -217,31 +243,45 @@ def _expand_sparse(level: TrieLevel, beam_node: torch.Tensor, beam_score: torch.
 def beam_search(model: nn.Module, batch: dict[str, torch.Tensor], trie: PrefixTrie,
                 beam_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Constrained beam search for a batch: ``(items [B, K], scores [B, K])`` best first,
-    ``K = min(beam_size, trie.n_items)``.  Loops over the ``L`` decoding steps only."""
+    ``K = min(beam_size, trie.n_items)``.  Loops over the ``L`` decoding steps only.  With the
+    model's ``end_token`` set, a beam that has emitted it keeps its score (module docstring)."""
     state = model.encode(batch)
     b = batch["domain"].shape[0]
     device = trie.leaf_items.device
+    end = _end_token(model)
     beam_node = torch.zeros(b, 1, dtype=torch.long, device=device)
     beam_score = torch.zeros(b, 1, device=device)
+    finished = torch.zeros(b, 1, dtype=torch.bool, device=device)  # emitted the end token
     prefix = torch.zeros(b, 1, 0, dtype=torch.long, device=device)
     for l, level in enumerate(trie.levels):
         kc = beam_node.shape[1]
-        logits, state = model.step(state, prefix.reshape(b * kc, l))
-        logp = F.log_softmax(logits.float(), dim=-1).nan_to_num(nan=FLOOR).clamp(min=FLOOR)  # [B*kc, V]
+        all_done = end is not None and bool(finished.all())
+        logp = None
+        if not all_done:  # once every beam is finished, the rest is their padding: no model call
+            logits, state = model.step(state, prefix.reshape(b * kc, l))
+            logp = F.log_softmax(logits.float(), dim=-1).nan_to_num(nan=FLOOR).clamp(min=FLOOR)  # [B*kc, V]
         width = min(beam_size, level.n_children)
         if level.layout == "padded":
             tokens, child = level.allowed(beam_node)  # [B, kc, D]
             d = tokens.shape[2]
-            lp = logp.view(b, kc, -1).gather(2, tokens.clamp(min=0))
+            if logp is None:
+                lp = torch.zeros(tokens.shape, device=device)
+            else:
+                lp = logp.view(b, kc, -1).gather(2, tokens.clamp(min=0))
+                if end is not None:
+                    lp = lp.masked_fill(finished.unsqueeze(2), 0.0)
             cand = (beam_score.unsqueeze(2) + lp).masked_fill(tokens < 0, NEG_INF).view(b, kc * d)
             beam_score, pick = _select_topk(cand, width)
             src_beam = torch.div(pick, d, rounding_mode="floor")
             new_tok = tokens.view(b, kc * d).gather(1, pick)
             beam_node = child.view(b, kc * d).gather(1, pick)
         else:
-            beam_score, src_beam, new_tok, beam_node = _expand_sparse(level, beam_node, beam_score, logp, width)
+            beam_score, src_beam, new_tok, beam_node = _expand_sparse(
+                level, beam_node, beam_score, logp, width, finished if end is not None else None)
         prefix = torch.cat([prefix.gather(1, src_beam.unsqueeze(2).expand(-1, -1, l)), new_tok.unsqueeze(2)], dim=2)
-        if l + 1 < trie.length:
+        if end is not None:
+            finished = finished.gather(1, src_beam) | (new_tok == end)
+        if l + 1 < trie.length and not all_done:
             rows = (torch.arange(b, device=device).unsqueeze(1) * kc + src_beam).flatten()
             state = model.select_state(state, rows)
     items = trie.leaf_items[beam_node.clamp(min=0)]
@@ -252,8 +292,11 @@ def beam_search(model: nn.Module, batch: dict[str, torch.Tensor], trie: PrefixTr
 @torch.no_grad()
 def score_candidates(model: nn.Module, batch: dict[str, torch.Tensor], candidate_tokens: torch.Tensor,
                      chunk_elements: int = 1 << 24) -> torch.Tensor:
-    """Teacher-forced log-likelihood of each candidate: ``[B, C, L]`` tokens -> ``[B, C]`` scores."""
+    """Teacher-forced log-likelihood of each candidate: ``[B, C, L]`` tokens -> ``[B, C]`` scores.
+    With the model's ``end_token`` set, a candidate's score sums its positions up to and including
+    its first end token only (:func:`~mtrec.builtins.generative.id_positions`)."""
     b, c, length = candidate_tokens.shape
+    end = _end_token(model)
     state = model.encode(batch)
     out = torch.empty(b, c, device=candidate_tokens.device)
     users_per_chunk, start = 1, 0  # the first user tells the vocabulary size, which sizes the chunks
@@ -262,6 +305,8 @@ def score_candidates(model: nn.Module, batch: dict[str, torch.Tensor], candidate
         tokens = candidate_tokens[users].reshape(-1, length)
         logits = model.sequence_logits(model.select_state(state, users.repeat_interleave(c)), tokens)
         logp = F.log_softmax(logits.float(), dim=-1).gather(2, tokens.unsqueeze(2)).squeeze(2)
+        if end is not None:
+            logp = logp.masked_fill(~id_positions(tokens, end), 0.0)
         out[users] = logp.sum(dim=1).view(users.numel(), c)
         start += users.numel()
         users_per_chunk = max(1, chunk_elements // max(1, c * length * logits.shape[-1]))

@@ -88,3 +88,7 @@ class StageResult:
     peak_rss_mb: float = float("nan")  # peak resident memory of the process during the stage (MiB)
     peak_gpu_mb: float | None = None  # peak CUDA memory allocated during the stage (MiB), on GPU only
     resumed_from_epoch: int = 0  # > 0 when `mtrec run --resume` continued the stage after that epoch
+    epoch_cap: int = 0  # the stage's planned epochs
+    # The best validation epoch is the last one, at the cap: the budget ended the stage, not early
+    # stopping, so the model may still have been improving (benchmarks mark such rows "capped").
+    capped: bool = False

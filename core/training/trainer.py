@@ -41,6 +41,7 @@ from torch import nn
 from torch.utils.data import DistributedSampler
 from tqdm.auto import tqdm
 
+from mtrec.evaluation.evaluator import AVERAGE
 from mtrec.files import atomic_torch_save
 from mtrec.training import distributed as D
 from mtrec.training.batching import epoch_batches, epoch_generator, example_lengths
@@ -230,9 +231,13 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
             state.train_seconds += time.perf_counter() - epoch_start
             state.epoch = epoch
             row: dict = {"epoch": epoch, "loss": D.mean_over_ranks(mean_loss)}
-            rows: list[dict] = []
+            # The epoch's mean training loss is a registry row like the validation metrics, so the
+            # registry alone (UI, TensorBoard export, another machine) has the loss curve.
+            rows: list[dict] = [{"stage": stage.name, "split": "train", "domain": AVERAGE, "name": "loss", "k": None,
+                                 "value": float(row["loss"]), "step": epoch}]
             if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
-                metrics, rows = _validate(run, model, stage, epoch, state)
+                metrics, valid_rows = _validate(run, model, stage, epoch, state)
+                rows += valid_rows
                 row.update(metrics)
                 if cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
                     decay_on_plateau(scheduler, optimizer, cfg.lr_decay_factor)
@@ -272,6 +277,8 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
         seconds_per_epoch=state.train_seconds / max(epochs_run, 1),
         history=state.history,
         resumed_from_epoch=resumed_from,
+        epoch_cap=epochs,
+        capped=state.best_state is not None and epochs_run >= epochs and best_epoch >= epochs_run,
     )
 
 

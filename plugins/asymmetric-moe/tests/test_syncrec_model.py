@@ -29,12 +29,25 @@ def test_experts_are_distinct_modules(setup):
     assert len(model.moe.gates) == 3 and len(model.moe.towers) == 3  # 2 domains + cross
 
 
-def test_default_cross_experts_is_a_fifth_of_k_and_bad_values_are_refused():
-    assert SyNCRecParams(experts=5).n_cross_experts == 1
-    assert SyNCRecParams(experts=10).n_cross_experts == 2
-    assert SyNCRecParams(experts=2).n_cross_experts == 1
+def test_default_cross_experts_follow_the_official_ratio_and_bad_values_are_refused():
+    # official code: cross_expert_num = int(expert_num * cross_expert_ratio), ratio 0.8
+    assert SyNCRecParams().cross_expert_ratio == 0.8
+    assert SyNCRecParams(experts=4).n_cross_experts == 3  # the recipes' K: 3 of 4 learn the cross task
+    assert SyNCRecParams(experts=5).n_cross_experts == 4
+    assert SyNCRecParams(experts=10).n_cross_experts == 8
+    assert SyNCRecParams(experts=2).n_cross_experts == 1  # int(1.6)
+    # the old reading, j = 0.2 K, stays reachable; int(0.8) = 0 is raised to one cross expert
+    assert SyNCRecParams(experts=4, cross_expert_ratio=0.2).n_cross_experts == 1
+    assert SyNCRecParams(experts=5, cross_expert_ratio=0.6).n_cross_experts == 3  # §5.6's best: 3 of 5
+    assert SyNCRecParams(experts=4, cross_expert_ratio=0.01).n_cross_experts == 1
+    assert SyNCRecParams(experts=4, cross_expert_ratio=0.2, cross_experts=2).n_cross_experts == 2  # explicit j wins
     with pytest.raises(ValidationError, match="cross_experts"):
         SyNCRecParams(experts=4, cross_experts=4)
+    with pytest.raises(ValidationError, match="cross_expert_ratio 1.0 gives cross_experts = 4"):
+        SyNCRecParams(experts=4, cross_expert_ratio=1.0)  # no expert left for the single-domain tasks
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValidationError, match="cross_expert_ratio"):
+            SyNCRecParams(cross_expert_ratio=bad)
 
 
 def test_loss_keys_and_counts(setup):
@@ -51,14 +64,19 @@ def _expert_grads(model, losses) -> list[float]:
     return [sum(float(p.grad.abs().sum()) for p in e.parameters() if p.grad is not None) for e in model.moe.experts]
 
 
-def test_stop_gradient_split(setup):
-    _, model, batch = setup
+@pytest.mark.parametrize("ratio,j", [(0.8, 2), (0.2, 1)])  # K = 3: int(2.4) = 2; max(1, int(0.6)) = 1
+def test_stop_gradient_split(ratio, j):
+    ds = tiny_dataset()
+    model = tiny_model(ds, cross_expert_ratio=ratio)
+    batch = model.train_tensors(fake_run(ds), [0, 1])
+    assert model.moe.cross_experts == j
     out = model.loss(batch)
     cross = _expert_grads(model, [v for k, v in out.losses.items() if k.startswith("cross/")])
-    assert cross[0] > 0 and cross[1] == 0 and cross[2] == 0  # j = 1: expert 0 learns from cross only
+    # experts 0..j-1 learn from the cross task only, j..K-1 from the single tasks only
+    assert all(g > 0 for g in cross[:j]) and all(g == 0 for g in cross[j:])
     out = model.loss(batch)
     single = _expert_grads(model, [v for k, v in out.losses.items() if k.startswith("single/")])
-    assert single[0] == 0 and single[1] > 0 and single[2] > 0
+    assert all(g == 0 for g in single[:j]) and all(g > 0 for g in single[j:])
     # gates sit outside the stop-gradient: a domain gate learns from its single task, the cross gate not
     assert float(model.moe.gates[0].weight.grad.abs().sum()) > 0
     cross_gate = model.moe.gates[2].weight.grad

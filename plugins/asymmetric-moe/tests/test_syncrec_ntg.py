@@ -48,17 +48,44 @@ def test_temperature_flattens_the_weights():
     assert gap(flat) < gap(sharp)
 
 
-def test_gradients_reach_alpha_beta_temperature_but_not_through_the_gap():
+def test_gradients_reach_alpha_and_beta_but_not_through_the_gap():
     comb = NTGWeighting(["A", "B"], task_weight=0.9)
     comb(losses(VALUES))  # first batch: lambda becomes non-zero
     loss = losses(VALUES)
     total = comb(loss)
     total.backward()
-    assert comb.alpha.grad != 0 and comb.beta.grad != 0 and comb.log_temperature.grad != 0
+    assert comb.alpha.grad != 0 and comb.beta.grad != 0
+    assert {name for name, _ in comb.named_parameters()} == {"alpha", "beta"}  # delta is no parameter
     # phi is detached: a single-domain loss only gets its own eta, never a path through lambda
     assert float(loss.losses["single/A"].grad) == pytest.approx(0.9)
     lam = comb.current()
     assert float(loss.losses["cross/B"].grad) == pytest.approx(0.9 * 2 * lam["B"], rel=1e-6)
+
+
+def _step(comb: NTGWeighting) -> None:
+    """One Adam step on everything the combiner offers an optimiser, after a batch that sets lambda."""
+    comb(losses(VALUES))  # first batch: lambda becomes non-zero, so alpha gets a gradient next
+    opt = torch.optim.Adam(comb.parameters(), lr=0.1)
+    comb(losses(VALUES)).backward()
+    opt.step()
+
+
+def test_default_temperature_is_fixed_while_alpha_and_beta_learn():
+    # Eq. 11: "alpha and beta are learnable parameters"; delta is the softmax's temperature, a fixed
+    # hyper-parameter (the official code's --temperature, default 1).  0.5 so that a drift shows.
+    comb = NTGWeighting(["A", "B"], temperature=0.5)
+    _step(comb)
+    assert comb.temperature.item() == pytest.approx(0.5, abs=1e-7)
+    assert comb.alpha.item() != pytest.approx(1.0, abs=1e-3) and comb.beta.item() != pytest.approx(1.0, abs=1e-3)
+    assert comb.summary()["temperature"] == pytest.approx(0.5, abs=1e-7)
+    assert "log_temperature" in comb.state_dict()  # saved with the combiner, same key as when learnt
+
+
+def test_learning_the_temperature_is_an_opt_in():
+    comb = NTGWeighting(["A", "B"], temperature=0.5, learn_temperature=True)
+    _step(comb)
+    assert comb.temperature.item() != pytest.approx(0.5, abs=1e-3)
+    assert comb.summary()["learn_temperature"] is True
 
 
 def test_without_correction_every_weight_is_one_and_nothing_is_learnt():

@@ -44,8 +44,26 @@ def test_table5_ablations_are_config_switches(plugins, variant):
     }[variant]
 
 
+def test_cross_trained_experts_default_to_the_official_ratio_and_the_old_reading_is_a_switch(plugins):
+    default = resolve(plugins.catalogue, "syncrec").params["encoder"]
+    assert (default.experts, default.n_cross_experts) == (4, 3)  # int(4 * 0.8)
+    paper = resolve(plugins.catalogue, "syncrec-paper").params["encoder"]
+    assert (paper.experts, paper.n_cross_experts) == (4, 3)
+    old = resolve(plugins.catalogue, "syncrec", overrides=["encoder.params.cross_expert_ratio=0.2"])
+    assert old.params["encoder"].n_cross_experts == 1  # §4.2's j = 0.2 K, at least one
+    quick = resolve(plugins.catalogue, "syncrec", quick=True).params["encoder"]
+    assert (quick.experts, quick.n_cross_experts) == (2, 1)
+
+
+def test_ntg_temperature_is_fixed_by_default(plugins):
+    tr = resolve(plugins.catalogue, "syncrec").params["transfer"]
+    assert (tr.temperature, tr.learn_temperature, tr.learnable) == (1.0, False, True)
+
+
 @pytest.mark.parametrize("override,key", [
     ("encoder.params.cross_experts=4", "cross_experts"),
+    ("encoder.params.cross_expert_ratio=1", "cross_expert_ratio"),
+    ("encoder.params.cross_expert_ratio=0", "encoder.params.cross_expert_ratio"),
     ("encoder.params.experts=1", "encoder.params.experts"),
     ("encoder.params.eta=0", "encoder.params.eta"),
     ("transfer.params.temperature=0", "transfer.params.temperature"),

@@ -162,3 +162,19 @@ def test_any_registered_encoder_with_encode_embeddings_is_a_backbone(plugins, tm
     out = model.loss({"input": torch.tensor([[0, 0, 0, 1, 2]]), "target": torch.tensor([3])})
     out.losses["A"].backward()
     assert grus[0].weight_ih_l0.grad is not None and grus[1].weight_ih_l0.grad is None  # domain A's, not B's
+
+
+def test_core_gru4rec_is_a_backbone_without_its_own_item_table(plugins, tmp_path):
+    """Figure 3's GRU4Rec backbone: one GRU per domain + a global one; MAN's tables replace gru4rec's own."""
+    from mtrec.builtins.gru4rec import GRU4Rec
+
+    model = make_run(plugins, tmp_path, ["encoder.params.backbone=gru4rec", "encoder.params.backbone_params=null",
+                                         "encoder.params.l2=0"]).build_encoder()
+    backbones = [m for m in model.modules() if isinstance(m, GRU4Rec)]
+    assert len(backbones) == 4 and not any(hasattr(b, "item_embedding") for b in backbones)
+    assert not any("item_embedding" in n for n, _ in model.named_parameters())
+    out = model.loss({"input": torch.tensor([[0, 0, 0, 1, 2]]), "target": torch.tensor([3])})
+    out.losses["A"].backward()
+    grads = {n: p.grad is not None and p.grad.abs().sum().item() > 0 for n, p in model.named_parameters()}
+    assert grads["local_encoders.0.module.gru.weight_ih_l0"] and grads["global_encoder.module.gru.weight_ih_l0"]
+    assert not grads["local_encoders.1.module.gru.weight_ih_l0"]  # domain B's encoder: untouched by A's loss

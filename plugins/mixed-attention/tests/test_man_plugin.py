@@ -11,7 +11,7 @@ from man_helpers import TINY
 from mtrec.config import resolve
 from mtrec.engine import execute_run
 from mtrec.errors import ConfigError
-from mtrec_mixed_attention.recipes import ABLATIONS, BACKBONE_STUDY
+from mtrec_mixed_attention.recipes import ABLATIONS, BACKBONE_STUDY, BACKBONES
 
 
 def test_encoder_decoder_and_recipe_are_registered(plugins):
@@ -26,11 +26,30 @@ def test_encoder_decoder_and_recipe_are_registered(plugins):
     assert paper["training"]["lr"] == 1e-3 and paper["training"]["batch_size"] == 20
 
 
-@pytest.mark.parametrize("switches", [*ABLATIONS.values(), *BACKBONE_STUDY.values()])
+@pytest.mark.parametrize("switches", [*ABLATIONS.values(), *BACKBONE_STUDY.values(),
+                                      *(b + v for b in BACKBONES.values() for v in BACKBONE_STUDY.values())])
 def test_ablations_and_backbone_study_are_config_switches(plugins, switches):
     for quick in (False, True):
         resolved = resolve(plugins.catalogue, "man", quick=quick, overrides=switches)
         assert resolved.config.encoder.name == "man"
+
+
+def test_figure_3_backbones_are_gru4rec_and_sasrec_with_their_own_params(plugins):
+    assert set(BACKBONES) == {"sasrec", "gru4rec"}  # §4.4's backbones but SURGE, which mtrec lacks
+    for quick in (False, True):
+        for name, switches in BACKBONES.items():
+            params = resolve(plugins.catalogue, "man", quick=quick, overrides=switches).params["encoder"]
+            assert params.backbone == name
+            assert ("heads" in params.backbone_params) == (name == "sasrec")
+    # without backbone_params, a backbone gets MAN's defaults for it, and the resolved config shows them
+    params = resolve(plugins.catalogue, "man", overrides=["encoder.params.backbone=gru4rec"]).params["encoder"]
+    assert params.backbone_params == {"layers": 1, "dropout": 0.2}
+
+
+def test_l2_default_is_in_the_papers_grid(plugins):
+    # §4.1.3: "Regularization coefficients are searched in [1e-7, 1e-5, 1e-3]"
+    for recipe in ("man", "man-paper"):
+        assert resolve(plugins.catalogue, recipe).params["encoder"].l2 == 1e-5
 
 
 def test_unknown_param_names_the_key(plugins):

@@ -24,7 +24,9 @@ NO_TRAINING = "no-training"  # a transfer strategy that runs none
 @hookimpl
 def mtrec_register_components(register) -> None:
     register(Component(
-        kind="encoder", name="gru4rec", factory=build_gru4rec, params=Gru4RecParams,
+        # "classic-gru4rec", not "gru4rec": the core registers its own `gru4rec` encoder, and a plugin that
+        # registers a name another plugin already has is skipped whole (mtrec.plugins).
+        kind="encoder", name="classic-gru4rec", factory=build_gru4rec, params=Gru4RecParams,
         description="GRU4Rec (Hidasi et al. 2016): a GRU over the history, softmax CE over the target domain's items.",
         # What the built-in SASRec provides (`scores` is what the built-in `topk` decoder requires),
         # so components that ask for any of it accept GRU4Rec too.
@@ -48,10 +50,10 @@ def mtrec_register_components(register) -> None:
 def mtrec_register_recipes(register) -> None:
     register(Recipe(
         name="gru4rec",
-        description="GRU4Rec with atomic item IDs, one model per domain, full-ranking top-k.",
+        description="GRU4Rec (this plugin's classic-gru4rec) with atomic item IDs, one model per domain, full-ranking top-k.",
         config={
             "identifier": {"name": "atomic"},
-            "encoder": {"name": "gru4rec", "params": {"embedding": 64, "hidden": 128, "layers": 1, "dropout": 0.3}},
+            "encoder": {"name": "classic-gru4rec", "params": {"embedding": 64, "hidden": 128, "layers": 1, "dropout": 0.3}},
             "transfer": {"name": "single-domain"},
             "decoder": {"name": "topk"},
             "data": {"max_len": 20},

@@ -33,8 +33,14 @@ if TYPE_CHECKING:
 class SyNCRecParams(Params):
     hidden: int = Field(128, ge=4, description="Embedding size r (§5.2.3: 128).")
     experts: int = Field(4, ge=2, description="Number of transformer experts K (§5.2.3: 4 on Amazon, 5 on Telco).")
+    cross_expert_ratio: float = Field(
+        0.8, gt=0, le=1,
+        description="Share of the K experts trained only by the cross-domain task: j = max(1, int(K * ratio)) "
+                    "(official code: cross_expert_num = int(expert_num * 0.8); §5.6: 3 of 5 did best). "
+                    "0.2 gives the j = 0.2 K of §4.2 (j = 1 for K = 4).")
     cross_experts: int | None = Field(
-        None, ge=1, description="j: experts trained only by the cross-domain task (default max(1, round(0.2 K))).")
+        None, ge=1, description="j set directly (experts trained only by the cross-domain task); overrides "
+                                "cross_expert_ratio.")
     layers: int = Field(2, ge=1, description="Transformer blocks per expert.")
     heads: int = Field(1, ge=1, description="Attention heads per block (§5.2.3: single-head).")
     inner: int | None = Field(None, ge=1, description="Expert feed-forward width (default r, as W_1 in Eq. 7).")
@@ -50,14 +56,24 @@ class SyNCRecParams(Params):
 
     @property
     def n_cross_experts(self) -> int:
-        return self.cross_experts if self.cross_experts is not None else max(1, round(0.2 * self.experts))
+        """j: ``cross_experts`` if set, else the official ``int(K * cross_expert_ratio)``, at least 1."""
+        if self.cross_experts is not None:
+            return self.cross_experts
+        # The official formula floors (K 4 -> 3, K 5 -> 4 at 0.8).  At least one expert: prediction
+        # reads only the cross path (Eq. 19), and with j = 0 no expert would be trained by the
+        # cross-domain task -- the cross path would mix experts that only the single-domain tasks
+        # shaped (and ACMoE refuses j = 0).  A small ratio (0.2 with K = 4) thus still gives j = 1.
+        return max(1, int(self.experts * self.cross_expert_ratio))
 
     @model_validator(mode="after")
     def _check(self) -> "SyNCRecParams":
         if self.n_cross_experts >= self.experts:
+            source = ("cross_experts" if self.cross_experts is not None else
+                      f"cross_expert_ratio {self.cross_expert_ratio} gives cross_experts")
             raise ValueError(
-                f"cross_experts ({self.n_cross_experts}) must be smaller than experts ({self.experts}): "
-                "some experts must learn from the single-domain tasks")
+                f"{source} = {self.n_cross_experts}, which must be smaller than experts ({self.experts}): "
+                "some experts must learn from the single-domain tasks (every expert trained by both tasks "
+                "is stop_gradient=false, ablation C)")
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
         return self

@@ -1,14 +1,16 @@
 """LC-NTG (papers/syncrec.md §4.3): loss correction with the negative transfer gap.
 
-:class:`NTGWeighting` is a loss combiner (an ``nn.Module``, so the trainer trains its alpha, beta
-and temperature alongside the model).  It reads a :class:`DomainLoss` whose keys are
+:class:`NTGWeighting` is a loss combiner (an ``nn.Module``, so the trainer trains its alpha and beta
+alongside the model; the temperature delta is fixed).  It reads a :class:`DomainLoss` whose keys are
 ``single/<domain>`` and ``cross/<domain>`` -- any encoder that reports its single-domain and
 cross-domain task losses that way can use it -- and per batch:
 
 1. NTG per domain (Eq. 10): ``phi_d = L_single^d - L_cross^d`` (batch means, detached: it is a
    measurement, not something to optimise; 0 for a domain missing from either task this batch);
 2. relative NTG (Eq. 11): ``lambda <- softmax((alpha * lambda + beta * phi) / delta)`` over the
-   domains, lambda starting at 0 and carried from batch to batch;
+   domains, lambda starting at 0 and carried from batch to batch; alpha and beta are learnt ("alpha
+   and beta are learnable parameters", Eq. 11), delta is a fixed hyper-parameter (the paper does not
+   learn it; the official code passes ``--temperature``, default 1) unless ``learn_temperature``;
 3. loss correction (Eq. 12) and Eq. 18:
    ``eta * (sum_d L_single^d + sum_d s * lambda_d * L_cross^d) + extra`` where ``eta`` is the
    encoder's ``task_weight`` (1 if it has none), ``extra`` the encoder's own auxiliary terms and
@@ -48,8 +50,15 @@ class NTGWeightingParams(Params):
     correction: bool = Field(True, description="Apply the NTG loss correction; false = every lambda_d is 1 (ablation A).")
     alpha: float = Field(1.0, description="Initial alpha of Eq. 11 (weight of the previous relative NTG).")
     beta: float = Field(1.0, description="Initial beta of Eq. 11 (weight of this batch's NTG).")
-    temperature: float = Field(1.0, gt=0, description="Initial softmax temperature delta of Eq. 11.")
-    learnable: bool = Field(True, description="Train alpha, beta and the temperature with the model (the paper's choice).")
+    temperature: float = Field(
+        1.0, gt=0, description="Softmax temperature delta of Eq. 11, fixed (Eq. 11 learns only alpha and beta; "
+                               "official code: --temperature, default 1); the initial value if learn_temperature.")
+    learnable: bool = Field(
+        True, description="Train alpha and beta with the model (Eq. 11: 'alpha and beta are learnable parameters'); "
+                          "false keeps them at their initial values.")
+    learn_temperature: bool = Field(
+        False, description="Opt-in, in neither the paper nor the official code: also train delta (as exp of a "
+                           "learnt log, starting at temperature).")
     scale: Literal["domains", "one"] = Field(
         "domains", description="Multiply lambda by the number of domains (uniform lambda = no correction) or not.")
     single_task: str = Field("single", description="Loss-key prefix of the single-domain task.")
@@ -59,7 +68,8 @@ class NTGWeightingParams(Params):
 class NTGWeighting(nn.Module):
     def __init__(self, domains: list[str], *, task_weight: float = 1.0, correction: bool = True,
                  alpha: float = 1.0, beta: float = 1.0, temperature: float = 1.0, learnable: bool = True,
-                 scale: str = "domains", single_task: str = "single", cross_task: str = "cross") -> None:
+                 learn_temperature: bool = False, scale: str = "domains", single_task: str = "single",
+                 cross_task: str = "cross") -> None:
         super().__init__()
         self.domains = list(domains)
         self.task_weight = float(task_weight)
@@ -68,8 +78,16 @@ class NTGWeighting(nn.Module):
         self.single_task, self.cross_task = single_task, cross_task
         self.alpha = nn.Parameter(torch.tensor(float(alpha)), requires_grad=learnable)
         self.beta = nn.Parameter(torch.tensor(float(beta)), requires_grad=learnable)
-        # delta = exp(log_temperature) stays positive whatever the optimiser does.
-        self.log_temperature = nn.Parameter(torch.tensor(float(temperature)).log(), requires_grad=learnable)
+        self.learn_temperature = learn_temperature
+        log_temperature = torch.tensor(float(temperature)).log()
+        if learn_temperature:
+            # Opt-in only; delta = exp(log_temperature) stays positive whatever the optimiser does.
+            self.log_temperature = nn.Parameter(log_temperature)
+        else:
+            # Eq. 11 learns alpha and beta only; delta is a hyper-parameter (the official code's fixed
+            # --temperature).  A buffer, not a frozen parameter, so no optimiser ever sees it; the
+            # state-dict key is the same in both cases.
+            self.register_buffer("log_temperature", log_temperature)
         self.register_buffer("relative_ntg", torch.zeros(len(self.domains)))  # lambda, initialised to 0
 
     @property
@@ -121,9 +139,10 @@ class NTGWeighting(nn.Module):
         return {d: float(v) for d, v in zip(self.domains, self.relative_ntg.tolist())}
 
     def summary(self) -> dict:
-        """Final relative NTG and the learnt alpha, beta and temperature."""
+        """Final relative NTG, the learnt alpha and beta, and the temperature (fixed unless learnt)."""
         return {"relative_ntg": self.current(), "alpha": self.alpha.item(), "beta": self.beta.item(),
-                "temperature": self.temperature.item(), "correction": self.correction}
+                "temperature": self.temperature.item(), "learn_temperature": self.learn_temperature,
+                "correction": self.correction}
 
 
 def ntg_combiner(run: "RunContext", model: nn.Module, params: NTGWeightingParams, domains: list[int]) -> NTGWeighting:
@@ -131,7 +150,8 @@ def ntg_combiner(run: "RunContext", model: nn.Module, params: NTGWeightingParams
     return NTGWeighting(
         [run.dataset.domains[d] for d in domains], task_weight=getattr(model, "task_weight", 1.0),
         correction=params.correction, alpha=params.alpha, beta=params.beta, temperature=params.temperature,
-        learnable=params.learnable, scale=params.scale, single_task=params.single_task, cross_task=params.cross_task,
+        learnable=params.learnable, learn_temperature=params.learn_temperature, scale=params.scale,
+        single_task=params.single_task, cross_task=params.cross_task,
     ).to(run.device)
 
 
@@ -159,8 +179,8 @@ class NTGWeightingStrategy(ModelSetStrategy):
         return {d: model for d in run.target_domains}
 
     def save(self, models: dict[int, nn.Module], directory: Path) -> None:
-        """The models (as ``joint`` saves them) and ``ntg.json``: the final relative NTG per domain and
-        the learnt alpha, beta, temperature (what the correction ended up doing)."""
+        """The models (as ``joint`` saves them) and ``ntg.json``: the final relative NTG per domain,
+        the learnt alpha and beta, and the temperature (what the correction ended up doing)."""
         super().save(models, directory)
         if self.ntg is not None:
             atomic_write_text(directory / "ntg.json", json.dumps(self.ntg.summary(), indent=2))

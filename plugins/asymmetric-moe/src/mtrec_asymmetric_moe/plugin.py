@@ -21,7 +21,7 @@ def mtrec_register_components(register) -> None:
     register(Component(
         kind="transfer", name="ntg-weighting", factory=NTGWeightingStrategy, params=NTGWeightingParams,
         description="One model on all domains; the cross-domain loss of each domain weighted by its relative "
-                    "negative transfer gap (SyNCRec LC-NTG, learnable alpha, beta, temperature).",
+                    "negative transfer gap (SyNCRec LC-NTG, Eq. 11: learnable alpha and beta, fixed temperature).",
         provides=frozenset({Capability.LOSS_WEIGHTING}),  # unified-then-lora can borrow its combiner (loss_weighting)
         requires={"encoder": frozenset({Capability.TASK_LOSSES})},
     ))

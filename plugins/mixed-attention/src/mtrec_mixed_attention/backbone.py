@@ -2,9 +2,10 @@
 
 MAN owns the item and positional embeddings (Eq. 1-2) and asks its backbone only to turn an
 embedded sequence ``[B, T, D]`` into hidden states ``[B, T, D]``.  A registered encoder qualifies
-when its module has ``encode_embeddings(x, padding)``; the core ``sasrec`` is adapted here (its
-embedding LayerNorm + dropout + causal transformer stack), and its own item/position tables, which
-MAN never uses, are dropped so they neither cost memory nor sit in the checkpoint.
+when its module has ``encode_embeddings(x, padding)`` (the core ``gru4rec``: dropout + GRU); the
+core ``sasrec`` is adapted here (its embedding LayerNorm + dropout + causal transformer stack).  The
+core encoders' own item (and position) tables, which MAN never uses, are dropped so they neither
+cost memory, nor count in Eq. 18's L2, nor sit in the checkpoint.
 """
 
 from __future__ import annotations
@@ -31,13 +32,16 @@ class EmbeddingBackbone(nn.Module):
     def __init__(self, module: nn.Module) -> None:
         super().__init__()
         self.module = module
-        if not hasattr(module, "encode_embeddings"):
-            from mtrec.builtins.sasrec import SASRec
+        from mtrec.builtins.gru4rec import GRU4Rec
+        from mtrec.builtins.sasrec import SASRec
 
+        if isinstance(module, GRU4Rec):
+            del module.item_embedding  # MAN's own tables replace it
+        elif not hasattr(module, "encode_embeddings"):
             if not isinstance(module, SASRec):
                 raise ConfigError(
                     f"{KEY}: encoder {type(module).__name__} cannot encode embedded sequences; a MAN backbone "
-                    "needs an encode_embeddings(x, padding) method (the core 'sasrec' is supported)"
+                    "needs an encode_embeddings(x, padding) method (the core 'sasrec' and 'gru4rec' are supported)"
                 )
             del module.item_embedding, module.position_embedding  # MAN's own tables replace them
 

@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from mtrec.builtins.generative import id_positions as core_id_positions
 from mtrec.builtins.seq2seq import cache_argument
 from mtrec.components import Params
 
@@ -167,11 +168,9 @@ class IdGenerator(nn.Module):
 
 
 def id_positions(ids: torch.Tensor, end: int | None = END) -> torch.Tensor:
-    """Float mask of an ID row's tokens and its first ``end`` marker (what Eq. 4 sums over).
+    """Float mask of an ID row's tokens and its first ``end`` marker (what Eq. 4 sums over, and
+    what the ``trie-beam`` decoder scores: the core's :func:`mtrec.builtins.generative.id_positions`).
 
     ``end=None``: fixed-length IDs without an end marker (e.g. semantic IDs, where token 0 is a
     real code): every position counts."""
-    if end is None:
-        return torch.ones_like(ids, dtype=torch.float)
-    before = torch.cat([torch.ones_like(ids[:, :1], dtype=torch.bool), ids[:, :-1] != end], dim=1)
-    return torch.cumprod(before.long(), dim=1).float()
+    return core_id_positions(ids, end).float()

@@ -9,8 +9,11 @@ in the identifier's word-piece vocabulary.  Everything else -- the T5 from confi
 core encoder's.
 
 The target is the next item's ID row (pieces, then ``[END]`` padding to ``L``); the loss is the
-mean cross-entropy over its pieces and its first ``[END]`` (Eq. 4; the padding after it is not
-scored; the decoder still walks it, a single-child trie path, at search time).
+mean cross-entropy over its pieces and its first ``[END]`` (Eq. 4).  The padding after it is never
+trained, so nothing scores it: ``end_token`` tells the core ``trie-beam`` decoder where each ID
+ends (the generative contract), and a beam that has written ``[END]`` keeps its score while the
+search walks the padding (a single-child trie path); a sampled candidate's score likewise sums its
+pieces and its first ``[END]`` only.
 
 :meth:`soft_loss` is Eq. 5: the same loss with each history item's ID tokens replaced, at the
 embedding level, by the generator's soft distribution times this model's token embedding matrix,
