@@ -228,7 +228,9 @@ def test_score_start_keeps_the_starting_model_when_no_epoch_beats_it(tmp_path):
     assert [h["epoch"] for h in result.history] == [0, 1, 2, 3]
     assert result.history[0] == {"epoch": 0, "ndcg@10": 0.0}  # validated, no training loss
     assert all(h["ndcg@10"] < 0 for h in result.history[1:])  # it did train, and got worse
-    assert sorted({r["step"] for r in run.logged}) == [0, 1, 2, 3] and len(run.logged) == 4
+    valid = [r for r in run.logged if r["split"] == "valid"]
+    assert sorted(r["step"] for r in valid) == [0, 1, 2, 3]
+    assert [(r["step"], r["name"]) for r in run.logged if r["split"] == "train"] == [(1, "loss"), (2, "loss"), (3, "loss")]
     assert torch.equal(torch.load(tmp_path / "tune.pt")["layer.weight"], start["layer.weight"])  # the best checkpoint
 
 
@@ -238,7 +240,9 @@ def test_without_score_start_the_stage_replaces_the_starting_model(tmp_path):
     model, result = fit(run, Stage(name="tune", domains=[0]))
     assert result.best_epoch == 1 and [h["epoch"] for h in result.history] == [1, 2, 3]
     assert not torch.equal(model.state_dict()["layer.weight"], start["layer.weight"])
-    assert sorted(r["step"] for r in run.logged) == [1, 2, 3]
+    assert sorted(r["step"] for r in run.logged if r["split"] == "valid") == [1, 2, 3]
+    losses = [r["value"] for r in run.logged if r["split"] == "train"]
+    assert losses == pytest.approx([h["loss"] for h in result.history])  # each epoch's training loss, logged
 
 
 def test_score_start_picks_a_later_epoch_that_beats_it_and_patience_counts_after_it(tmp_path):
@@ -287,8 +291,9 @@ def test_epoch_0_is_neither_redone_nor_logged_twice_after_a_resume(tmp_path, mon
     again = fake_run(tmp_path / "cut", metric=distance_from(start))
     model, result = fit(again, Stage(name="tune", domains=[0], score_start=True))
     assert 0.0 not in again.evaluated  # the starting model is not validated again
-    steps = sorted(r["step"] for r in before + again.logged)
-    assert steps == [0, 1, 2, 3]  # every epoch's rows exactly once
+    steps = sorted((r["split"], r["step"]) for r in before + again.logged)
+    # every epoch's rows exactly once: validation from epoch 0 (score_start), training loss from epoch 1
+    assert steps == [("train", 1), ("train", 2), ("train", 3), ("valid", 0), ("valid", 1), ("valid", 2), ("valid", 3)]
     assert result.history == expected.history and result.best_epoch == 0
     assert result.resumed_from_epoch == (0 if kill == "before-logging" else 1)
     for key, value in whole.weights().items():
