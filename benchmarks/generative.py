@@ -444,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
     args.argv = argv
+    args.work = args.work.resolve()  # the spec names the samples by path, read relative to the spec's folder
     if args.render_only:
         args.resume = True
     args.work.mkdir(parents=True, exist_ok=True)
