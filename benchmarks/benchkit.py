@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import platform
 import re
 import shlex
+import statistics
 import subprocess
 import sys
 import threading
@@ -126,7 +128,92 @@ def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict) -> dict:
             "finished": dt.datetime.now().isoformat(timespec="seconds")}
 
 
+def run_kept(label: str, cmd: list[str], run_dir: Path, env: dict, *, resume: bool, extra: dict) -> dict:
+    """``run_cli`` once per run folder: with ``resume`` a ``result.json`` an earlier invocation left in
+    ``run_dir`` is returned as it is; otherwise the run goes and its result, with ``extra`` (the
+    method, seed, overrides, ... the report needs) merged in, is written there."""
+    kept = run_dir / "result.json"
+    if resume and kept.is_file():
+        log(f"{label}: kept from an earlier run")
+        return json.loads(kept.read_text(encoding="utf-8"))
+    result = {**run_cli(label, cmd, run_dir, env), **extra}
+    tmp = kept.with_name(kept.name + ".tmp")  # a run killed while writing must not look finished
+    tmp.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    tmp.replace(kept)
+    return result
+
+
+def load_kept(run_dir: Path) -> dict | None:
+    """The ``result.json`` of a finished run folder (see ``run_kept``), or None."""
+    kept = run_dir / "result.json"
+    return json.loads(kept.read_text(encoding="utf-8")) if kept.is_file() else None
+
+
+# ----------------------------------------------------------------------------- seeded comparisons
+# The rule every seeded section applies (benchmarks/claims.py applies the same one to the records):
+# a paired difference counts only beyond Z standard errors, and only when no stage of either side was
+# stopped by its epoch cap.
+Z = 2.0
+
+
+def mean_std(values: list[float]) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (None for one value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict:
+    """``a − b`` seed by seed (the lists in the same seed order): the differences, their mean, sample
+    sd and standard error sd/√n (sd and SE None with one seed)."""
+    if len(a) != len(b) or not a:
+        raise ValueError("paired_difference needs two equally long, non-empty lists")
+    diffs = [x - y for x, y in zip(a, b)]
+    mean_, sd = mean_std(diffs)
+    return {"diffs": diffs, "mean": mean_, "sd": sd, "se": sd / math.sqrt(len(diffs)) if sd is not None else None}
+
+
+def capped_stages(results: dict[tuple[str, int], dict], methods) -> list[str]:
+    """``METHOD seed SEED `STAGE` `` for every stage of ``methods``' runs that the epoch cap stopped
+    (the ``capped`` flag the trainer records in each stage)."""
+    return [f"{method} seed {seed} `{s['name']}`" for (method, seed), res in results.items() if method in methods
+            for s in res["stages"] if s.get("capped")]
+
+
+def seed_verdict(diff: dict, capped: list[str], a_name: str, b_name: str) -> str:
+    """The verdict on a ``paired_difference`` of ``a_name`` − ``b_name`` under the rule above."""
+    if diff["se"] is None:
+        return "undecided (one seed: no standard error)"
+    if capped:
+        return f"undecided ({len(capped)} stage(s) stopped by the epoch cap, not by early stopping)"
+    if diff["mean"] > Z * diff["se"]:
+        return f"{a_name} > {b_name}"
+    if diff["mean"] < -Z * diff["se"]:
+        return f"{b_name} > {a_name}"
+    return "no difference"
+
+
+def stages_text(res: dict) -> str:
+    """``NAME EPOCHS_RUN (BEST_EPOCH[, capped])`` for each training stage of a run."""
+    return "; ".join(f"{s['name']} {s['epochs_run']} ({s['best_epoch']}{', **capped**' if s.get('capped') else ''})"
+                     for s in res["stages"])
+
+
+def pm(mean_: float, sd: float | None) -> str:
+    return f"{mean_:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
+
+
 # ----------------------------------------------------------------------------- data
+
+
+def add_seeded_arguments(parser, methods, section: str) -> None:
+    """The options every seeded comparison script shares: which seeds and methods, threads per run,
+    where run folders live, reuse of finished runs, and the doc the section goes to."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
+    parser.add_argument("--only", nargs="+", choices=methods, default=list(methods),
+                        help="run only these methods (the section needs all; kept runs fill in the rest)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run [1]")
+    parser.add_argument("--work", type=Path, default=None, help=f"run folders [{WORK_ROOT / section}]")
+    parser.add_argument("--resume", action="store_true", help="keep runs an earlier invocation finished")
+    parser.add_argument("--out", type=Path, default=None, help="the doc [docs/benchmarks.md]")
 
 
 def write_section(path: Path, name: str, body: str) -> None:

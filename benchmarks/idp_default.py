@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import BENCHMARKS_MD, REPO, WORK_ROOT, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section  # noqa: E402
+from benchkit import (BENCHMARKS_MD, REPO, WORK_ROOT, add_seeded_arguments, capped_stages, load_kept, log, machine_info,  # noqa: E402
+                      mean_std, mtrec_run_command, paired_difference, pm, run_kept, seed_verdict, stages_text,
+                      thread_env, write_section)
 
 SECTION = "idp-default"
 RESULTS = REPO / "benchmarks" / "results" / f"{SECTION}.json"
@@ -76,19 +77,15 @@ def overrides_for(method: str, seed: int, args) -> dict:
 
 def run_one(method: str, seed: int, args) -> dict:
     run_dir = args.work / f"{method}-{seed}"
-    kept = run_dir / "result.json"
-    if args.resume and kept.is_file():
-        log(f"{method} seed {seed}: kept from an earlier run")
-        return json.loads(kept.read_text())
     sets = overrides_for(method, seed, args)
     cmd = mtrec_run_command(["--plugin", PLUGIN[method], "--dataset", DATASET,
                              "--name", f"idp-default-{method}-{seed}"],
                             run_dir / "registry.db", run_dir / "metrics.json", sets)
     env = thread_env(args.threads)
     env["MTREC_HOME"] = str(args.work / "home")
-    result = {**run_cli(f"{method} seed {seed}", cmd, run_dir, env), "recipe": PLUGIN[method], "method": method,
-              "seed": seed, "overrides": sets, "command": cmd[1:]}
-    kept.write_text(json.dumps(result, indent=1))
+    result = run_kept(f"{method} seed {seed}", cmd, run_dir, env, resume=args.resume,
+                      extra={"recipe": PLUGIN[method], "method": method, "seed": seed, "overrides": sets,
+                             "command": cmd[1:]})
     log(f"{method} seed {seed}: test ndcg@10 {result['test'][TARGET]['ndcg@10']:.4f}, "
         f"{result['cpu_s'] / 60:.1f} CPU-min, {result['wall_s'] / 60:.1f} min wall")
     return result
@@ -97,54 +94,22 @@ def run_one(method: str, seed: int, args) -> dict:
 # ----------------------------------------------------------------------------- statistics
 
 
-def mean_std(values: list[float]) -> tuple[float, float | None]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
-
-
 def paired(results: dict, seeds: list[int], metric: str, baseline: str) -> dict:
     """Mean paired difference idp − baseline over the seeds and its standard error sd/√n."""
-    diffs = [results[("idp", s)]["test"][TARGET][metric] - results[(baseline, s)]["test"][TARGET][metric]
-             for s in seeds]
-    mean, sd = mean_std(diffs)
-    se = sd / math.sqrt(len(diffs)) if sd is not None else None
-    return {"diffs": diffs, "mean": mean, "sd": sd, "se": se}
-
-
-def any_capped(results: dict, methods=METHODS) -> list[str]:
-    return [f"{method} seed {seed} `{s['name']}`" for (method, seed), res in results.items() if method in methods
-            for s in res["stages"] if s.get("capped")]
-
-
-def verdict(diff: dict, capped: list[str], baseline: str) -> str:
-    if diff["se"] is None:
-        return "undecided (one seed: no standard error)"
-    if capped:
-        return f"undecided ({len(capped)} stage(s) stopped by the epoch cap, not by early stopping)"
-    if diff["mean"] > 2 * diff["se"]:
-        return f"IDP > {SHORT[baseline]}"
-    if diff["mean"] < -2 * diff["se"]:
-        return f"{SHORT[baseline]} > IDP"
-    return "no difference"
+    return paired_difference([results[("idp", s)]["test"][TARGET][metric] for s in seeds],
+                             [results[(baseline, s)]["test"][TARGET][metric] for s in seeds])
 
 
 def versus(results: dict, seeds: list[int], baseline: str) -> dict:
     """idp against one baseline: the paired difference per metric, the capped stages of the two methods
     and the verdict per metric."""
     diffs = {k: paired(results, seeds, k, baseline) for k, _ in METRICS}
-    capped = any_capped(results, ("idp", baseline))
-    return {"paired": diffs, "capped": capped, "verdicts": {k: verdict(d, capped, baseline) for k, d in diffs.items()}}
+    capped = capped_stages(results, ("idp", baseline))
+    return {"paired": diffs, "capped": capped,
+            "verdicts": {k: seed_verdict(d, capped, "IDP", SHORT[baseline]) for k, d in diffs.items()}}
 
 
 # ----------------------------------------------------------------------------- the doc
-
-
-def stages_text(res: dict) -> str:
-    return "; ".join(f"{s['name']} {s['epochs_run']} ({s['best_epoch']}{', **capped**' if s.get('capped') else ''})"
-                     for s in res["stages"])
-
-
-def pm(mean: float, sd: float | None) -> str:
-    return f"{mean:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
 
 
 def section(results: dict, seeds: list[int], args, machine: dict, summary: dict) -> str:
@@ -231,7 +196,7 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict)
 
 
 def summarise(results: dict, seeds: list[int]) -> dict:
-    capped = any_capped(results)
+    capped = capped_stages(results, METHODS)
     methods = {m: {k: mean_std([results[(m, s)]["test"][TARGET][k] for s in seeds]) for k, _ in METRICS} for m in METHODS}
     return {"methods": methods, "capped": capped, "vs": {b: versus(results, seeds, b) for b in BASELINES}}
 
@@ -282,13 +247,7 @@ def results_json(results: dict, seeds: list[int], args, machine: dict, summary: 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[2024, 2025, 2026])
-    parser.add_argument("--only", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="run only these methods (the section needs all; kept runs fill in the rest)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per run [1]")
-    parser.add_argument("--work", type=Path, default=None, help=f"run folders [{WORK_ROOT / SECTION}]")
-    parser.add_argument("--resume", action="store_true", help="keep runs an earlier invocation finished")
-    parser.add_argument("--out", type=Path, default=None, help="the doc [docs/benchmarks.md]")
+    add_seeded_arguments(parser, METHODS, SECTION)
     parser.add_argument("--json", type=Path, default=None, help=f"machine-readable results [{RESULTS}]")
     parser.add_argument("--smoke", action="store_true",
                         help="check the command lines: 1 epoch per stage, 5 matcher steps, temp work dir, doc and json")
@@ -309,10 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in METHODS:
             if method in args.only:
                 results[(method, seed)] = run_one(method, seed, args)
-            else:
-                kept = args.work / f"{method}-{seed}" / "result.json"
-                if kept.is_file():
-                    results[(method, seed)] = json.loads(kept.read_text())
+            elif (kept := load_kept(args.work / f"{method}-{seed}")) is not None:
+                results[(method, seed)] = kept
     missing = [f"{m} {s}" for s in args.seeds for m in METHODS if (m, s) not in results]
     if missing:
         log(f"not rendering: runs missing ({', '.join(missing)})")

@@ -259,3 +259,84 @@ def test_save_results_writes_strict_json_atomically(tmp_path):
         benchkit.save_results("../escape", {}, root=tmp_path)
     with pytest.raises(ValueError):
         benchkit.save_results("a", {"section": "b"}, root=tmp_path)
+
+
+# ----------------------------------------------------------------------------- SyNCRec: the seeded section decides
+SYN_DOMAINS = ("Scientific", "Arts", "Office")
+
+
+def _syncrec_seeds(values: dict[str, list[float]], capped_key: str | None = None, smoke: bool = False) -> dict:
+    """A record in the shape benchmarks/syncrec_seeds.py writes: per (method, seed) one row, the same NDCG@10
+    on every domain."""
+    loss = {"syncrec": "bpr", "sasrec-single": "bpr", "sasrec-ce": "ce"}
+    rows = []
+    for key, per_seed in values.items():
+        for seed, v in zip((2024, 2025, 2026), per_seed):
+            best = 100 if key == capped_key else 12
+            test = {d: {"ndcg@10": v} for d in (*SYN_DOMAINS, "average")}
+            rows.append({"recipe": "syncrec" if key == "syncrec" else "sasrec", "key": key, "setting": "",
+                         "seed": seed, "loss": loss[key], "test": test,
+                         "counts": {"Scientific": 1500, "Arts": 1400, "Office": 1400, "average": 4300},
+                         "stages": [{"name": "joint-ntg", "epochs_run": min(best + 3, 100), "best_epoch": best,
+                                     "epoch_cap": 100, "capped": best == 100, "patience": 3}],
+                         "load": {"mean_1min": 3.0}, "started": "2026-12-03T08:00:00",
+                         "finished": "2026-12-03T08:10:00"})
+    return claims.normalize({"section": "syncrec-seeds", "smoke": smoke, "rows": rows,
+                             "machine": {"cpu": "AMD EPYC", "cores": 2, "cuda": False, "threads": 1, "at_a_time": 2},
+                             "protocol": "amazon-mini, seeds paired"})
+
+
+SYN_AHEAD = {"syncrec": [0.030, 0.031, 0.0305], "sasrec-single": [0.020, 0.0205, 0.021],
+             "sasrec-ce": [0.025, 0.026, 0.0255]}
+
+
+def _syncrec_verdict(record: dict | None) -> tuple[list, str, str]:
+    records = claims.load_records(benchkit.RESULTS_DIR)
+    records.pop("syncrec-seeds", None)  # whether or not the real record exists yet
+    if record is not None:
+        records["syncrec-seeds"] = record
+    spec = next(s for s in claims.CLAIMS if s.paper == "SyNCRec")
+    return claims.evaluate(spec, records)
+
+
+def test_syncrec_without_the_seeded_record_is_not_decided():
+    results, verdict, reason = _syncrec_verdict(None)
+    assert verdict == claims.NOT_DECIDED and "no record benchmarks/results/syncrec-seeds.json" in reason
+    assert [r.section for r in results if r.decides] == ["syncrec-seeds"]  # the one-seed settings are context
+    assert all(r.comparisons for r in results if not r.decides)
+
+
+@pytest.mark.parametrize("values,capped,verdict", [
+    (SYN_AHEAD, None, claims.HELD),
+    (SYN_AHEAD, "sasrec-ce", claims.NOT_DECIDED),  # the strongest baseline ran into its cap
+    ({**SYN_AHEAD, "sasrec-ce": [0.040, 0.041, 0.0405]}, None, claims.NOT_HELD),
+    ({**SYN_AHEAD, "sasrec-ce": [0.031, 0.029, 0.0300]}, None, claims.NOT_DECIDED),  # within 2 SE of CE
+    ({**SYN_AHEAD, "sasrec-single": [0.040, 0.041, 0.0405]}, None, claims.NOT_HELD),  # behind BPR refutes too
+])
+def test_syncrec_verdict_from_a_seeded_record(values, capped, verdict):
+    results, got, reason = _syncrec_verdict(_syncrec_seeds(values, capped))
+    assert got == verdict, reason
+    main = results[0]
+    assert main.section == "syncrec-seeds" and main.decides
+    assert {(c.baseline, c.domain) for c in main.comparisons} == {
+        (b, d) for b in ("SASRec per domain (BPR)", "SASRec per domain (CE)") for d in SYN_DOMAINS}
+    assert all(c.seeds == 3 for c in main.comparisons)
+    assert [c.strongest for c in main.comparisons] == [False] * 3 + [True] * 3
+
+
+def test_a_smoke_record_decides_nothing():
+    _, verdict, reason = _syncrec_verdict(_syncrec_seeds(SYN_AHEAD, smoke=True))
+    assert verdict == claims.NOT_DECIDED and "smoke" in reason
+
+
+def test_the_syncrec_row_links_to_the_seeded_section():
+    records = claims.load_records(benchkit.RESULTS_DIR)
+    records["syncrec-seeds"] = _syncrec_seeds(SYN_AHEAD)
+    doc = benchkit.BENCHMARKS_MD.read_text(encoding="utf-8")
+    if "<!-- syncrec-seeds:start -->" not in doc:
+        doc += "\n<!-- syncrec-seeds:start -->\n## SyNCRec vs SASRec at convergence, with seeds\n<!-- syncrec-seeds:end -->\n"
+    row = next(line for line in claims.render(records, doc).splitlines() if line.startswith("| **SyNCRec**"))
+    links = re.findall(r"\]\(#([^)]+)\)", row.rsplit(" | ", 1)[-1])
+    assert links[0] == claims.section_anchors(doc)[0]["syncrec-seeds"] and len(links) == 2
+    assert "mean ± std over 3 seeds" in row and f"**{claims.HELD}**" in row
+    assert "syncrec-seeds: AMD EPYC, 2 cores, CPU only, no GPU, 1 thread per run, 2 runs at a time" in row

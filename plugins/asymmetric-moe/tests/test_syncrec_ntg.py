@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -106,3 +107,19 @@ def test_losses_without_tasks_are_a_clear_error():
     comb = NTGWeighting(["Arts", "Office"])
     with pytest.raises(ConfigError, match=r"'single/<domain>'.*returned Arts, Office"):
         comb(DomainLoss({"Arts": torch.tensor(1.0), "Office": torch.tensor(1.0)}, {"Arts": 1, "Office": 1}))
+
+
+@pytest.mark.parametrize("correction", [True, False])
+def test_the_final_weights_reach_ntg_json(tmp_path, correction):
+    # benchmarks/syncrec_seeds.py reads each run's lambda per domain from models/ntg.json
+    from mtrec_asymmetric_moe.ntg import NTGWeightingParams, NTGWeightingStrategy
+
+    strategy = NTGWeightingStrategy(NTGWeightingParams(correction=correction))
+    strategy.ntg = NTGWeighting(["A", "B"], correction=correction)
+    strategy.ntg(losses(VALUES))
+    strategy.ntg(losses(VALUES))
+    strategy.save({0: torch.nn.Linear(1, 1)}, tmp_path)
+    saved = json.loads((tmp_path / "ntg.json").read_text())
+    assert saved["correction"] is correction and set(saved) >= {"alpha", "beta", "temperature"}
+    assert saved["relative_ntg"] == pytest.approx(strategy.ntg.current())
+    assert sum(saved["relative_ntg"].values()) == pytest.approx(1.0 if correction else 0.0)  # a softmax, or unused

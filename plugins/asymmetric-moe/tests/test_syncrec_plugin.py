@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -111,3 +113,7 @@ def test_quick_run_on_the_bundled_dataset(plugins, tmp_path):
     assert all(0.0 <= v <= 1.0 for row in outcome.test.metrics.values() for v in row.values())
     assert [s["name"] for s in outcome.stages] == ["joint-ntg"]
     assert (outcome.run_dir / "models" / "models.json").is_file()
+    # the final LC-NTG weights per domain, where benchmarks/syncrec_seeds.py reads them
+    ntg = json.loads((outcome.run_dir / "models" / "ntg.json").read_text())
+    assert set(ntg["relative_ntg"]) == {"Scientific", "Arts", "Office"} and ntg["correction"] is True
+    assert sum(ntg["relative_ntg"].values()) == pytest.approx(1.0)
