@@ -56,7 +56,11 @@ class TrainingConfig(Section):
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(256, ge=1)
     weight_decay: float = Field(0.0, ge=0)
-    patience: int = Field(10, ge=1, description="Epochs without validation gain before stopping.")
+    patience: int = Field(
+        10, ge=1,
+        description="Validations without gain before stopping; those that end inside the lr warm-up "
+        "(warmup_steps) are not counted.",
+    )
     eval_every: int = Field(1, ge=1, description="Validate every N epochs.")
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
     max_grad_norm: float | None = Field(None, gt=0)

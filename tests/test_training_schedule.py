@@ -193,6 +193,18 @@ def test_plateau_schedule_with_patience_two_decays_every_second_miss(tmp_path, m
     assert [lrs[k] for k in range(0, 20, 4)] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
 
 
+def test_validations_inside_the_warmup_neither_count_towards_patience_nor_decay(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    # 4 steps an epoch, warm-up 10 steps: epoch 2 ends at step 8, inside it; epoch 3 (step 12) is past it.
+    # Best at 1; the miss at epoch 2 is not counted, so patience 2 stops at epoch 4 (counting it: at 3).
+    run = fake_run(tmp_path, scripted([0.3, 0.1, 0.1, 0.1, 0.1]), lr_schedule="plateau", warmup_steps=10,
+                   epochs=5, patience=2)
+    _, result = fit(run, Stage(name="fit", domains=[0]))
+    assert (result.epochs_run, result.best_epoch) == (4, 1)
+    assert lrs[8:12] == pytest.approx([0.04, 0.045, 0.05, 0.05])  # epoch 3: the warm-up ends, no decay before it
+    assert lrs[12:16] == pytest.approx([0.025] * 4)  # epoch 3 was the first counted miss: halved
+
+
 def test_resume_keeps_the_decayed_plateau_lr(tmp_path, monkeypatch):
     values = [0.2, 0.1, 0.1, 0.3, 0.1]
     settings = dict(lr_schedule="plateau", epochs=5, patience=9)

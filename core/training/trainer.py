@@ -93,14 +93,15 @@ class StageState:
     elapsed: float = 0.0
     stopped: bool = False
 
-    def observe(self, epoch: int, value: float, model: nn.Module) -> bool:
+    def observe(self, epoch: int, value: float, model: nn.Module, *, counts: bool = True) -> bool:
         """Early stopping's bookkeeping after validating ``epoch``: True (and a copy of the
-        weights kept) when ``value`` is a new best, else one more epoch since the best."""
+        weights kept) when ``value`` is a new best, else one more epoch since the best -- unless
+        ``counts`` is False (a validation inside the learning-rate warm-up, see ``train_stage``)."""
         if value > self.best_value:
             self.best_value, self.best_epoch, self.since_best = value, epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return True
-        self.since_best += 1
+        self.since_best += counts
         return False
 
     def checkpoint(self, **extra: Any) -> dict:
@@ -182,7 +183,8 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     # Each rank's share of each epoch's seeded order; the ranks' batches together are the global batch.
     sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True, seed=run.seed + index)
     local_batch = math.ceil(batch_size / world.size)
-    scheduler = lr_scheduler(optimizer, cfg, epochs * math.ceil(len(sampler) / local_batch))
+    steps_per_epoch = math.ceil(len(sampler) / local_batch)
+    scheduler = lr_scheduler(optimizer, cfg, epochs * steps_per_epoch)
     lengths = example_lengths(model, tensors) if cfg.length_buckets else None  # once per stage
     amp = run.autocast
 
@@ -236,10 +238,15 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
             rows: list[dict] = [{"stage": stage.name, "split": "train", "domain": AVERAGE, "name": "loss", "k": None,
                                  "value": float(row["loss"]), "step": epoch}]
             if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
-                metrics, valid_rows = _validate(run, model, stage, epoch, state)
+                # A validation that ends inside the lr warm-up judges a model whose lr is still rising:
+                # it may set a new best but never counts towards patience (nor a plateau decay).  On a
+                # small domain a 200-step warm-up spans several epochs, and counting them stopped
+                # stages at epoch 6 before the lr had peaked (docs/benchmarks.md, generative section).
+                counts = epoch * steps_per_epoch >= cfg.warmup_steps
+                metrics, valid_rows = _validate(run, model, stage, epoch, state, counts=counts)
                 rows += valid_rows
                 row.update(metrics)
-                if cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
+                if counts and cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
                     decay_on_plateau(scheduler, optimizer, cfg.lr_decay_factor)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", best=state.best_epoch,
                                 **{f"val_{cfg.select_metric}": f"{row[cfg.select_metric]:.4f}"})
@@ -282,13 +289,14 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     )
 
 
-def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState) -> tuple[dict, list[dict]]:
+def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState,
+              counts: bool = True) -> tuple[dict, list[dict]]:
     """Validate ``model`` after ``epoch``, update early stopping in ``state`` (a new best is also
     written to the stage's checkpoint); return the average metrics and the registry rows."""
     cfg = run.config.training
     judged = stage.validate_on if stage.validate_on is not None else stage.domains
     report = run.evaluate({d: model for d in judged}, "valid", judged)
-    if state.observe(epoch, report.get(cfg.select_metric), model) and D.is_main():
+    if state.observe(epoch, report.get(cfg.select_metric), model, counts=counts) and D.is_main():
         atomic_torch_save(state.best_state, run.checkpoint_path(stage.name))
     return dict(report.metrics["average"]), report.rows(stage=stage.name, step=epoch)
 
