@@ -95,13 +95,14 @@ class StageState:
 
     def observe(self, epoch: int, value: float, model: nn.Module, *, counts: bool = True) -> bool:
         """Early stopping's bookkeeping after validating ``epoch``: True (and a copy of the
-        weights kept) when ``value`` is a new best, else one more epoch since the best -- unless
-        ``counts`` is False (a validation inside the learning-rate warm-up, see ``train_stage``)."""
+        weights kept) when ``value`` is a new best, else one more validation since the best -- unless
+        ``counts`` is False (a validation inside the learning-rate warm-up, see ``_train``)."""
         if value > self.best_value:
             self.best_value, self.best_epoch, self.since_best = value, epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return True
-        self.since_best += counts
+        if counts:
+            self.since_best += 1
         return False
 
     def checkpoint(self, **extra: Any) -> dict:
