@@ -58,8 +58,7 @@ class TrainingConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
     patience: int = Field(
         10, ge=1,
-        description="Validations without gain before stopping; those that end inside the lr warm-up "
-        "(warmup_steps) are not counted.",
+        description="Validations without gain before stopping.",
     )
     eval_every: int = Field(1, ge=1, description="Validate every N epochs.")
     select_metric: str = Field("ndcg@10", description="Validation metric for early stopping.")
@@ -79,7 +78,8 @@ class TrainingConfig(Section):
     warmup_steps: int = Field(
         0, ge=0,
         description="Optimizer steps (batches) at the start of every stage over which the learning rate rises "
-        "linearly from 0 to lr, before the schedule applies. 0 with lr_schedule=constant: a fixed lr.",
+        "linearly from 0 to lr, before the schedule applies; at most one epoch of the stage (a small domain or a "
+        "short fine-tuning stage warms up over its first epoch). 0 with lr_schedule=constant: a fixed lr.",
     )
     length_buckets: bool = Field(
         True,

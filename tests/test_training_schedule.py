@@ -127,7 +127,7 @@ def test_constant_without_warmup_is_a_fixed_lr_and_no_scheduler(tmp_path, monkey
     lrs = record_lrs(monkeypatch)
     cfg = TrainingConfig()
     assert (cfg.lr_schedule, cfg.warmup_steps, cfg.length_buckets) == ("constant", 0, True)
-    assert trainer.lr_scheduler(torch.optim.AdamW(Linear().parameters()), cfg, 10) is None
+    assert trainer.lr_scheduler(torch.optim.AdamW(Linear().parameters()), cfg, 10, cfg.warmup_steps) is None
     fit(fake_run(tmp_path))
     assert lrs == [0.05] * 12
     lrs.clear()
@@ -193,16 +193,26 @@ def test_plateau_schedule_with_patience_two_decays_every_second_miss(tmp_path, m
     assert [lrs[k] for k in range(0, 20, 4)] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
 
 
-def test_validations_inside_the_warmup_neither_count_towards_patience_nor_decay(tmp_path, monkeypatch):
+def test_a_warmup_longer_than_an_epoch_ends_with_the_first_epoch(tmp_path, monkeypatch):
     lrs = record_lrs(monkeypatch)
-    # 4 steps an epoch, warm-up 10 steps: epoch 2 ends at step 8, inside it; epoch 3 (step 12) is past it.
-    # Best at 1; the miss at epoch 2 is not counted, so patience 2 stops at epoch 4 (counting it: at 3).
+    # 4 steps an epoch, warmup_steps 10: the warm-up is cut to the first epoch's 4 steps, so epoch 2 runs at
+    # the full lr and the first validation already counts: best at 1, patience 2 stops at epoch 3.
     run = fake_run(tmp_path, scripted([0.3, 0.1, 0.1, 0.1, 0.1]), lr_schedule="plateau", warmup_steps=10,
                    epochs=5, patience=2)
     _, result = fit(run, Stage(name="fit", domains=[0]))
-    assert (result.epochs_run, result.best_epoch) == (4, 1)
-    assert lrs[8:12] == pytest.approx([0.04, 0.045, 0.05, 0.05])  # epoch 3: the warm-up ends, no decay before it
-    assert lrs[12:16] == pytest.approx([0.025] * 4)  # epoch 3 was the first counted miss: halved
+    assert (result.epochs_run, result.best_epoch) == (3, 1)
+    assert lrs[:4] == pytest.approx([0.0, 0.0125, 0.025, 0.0375])  # over 4 steps, not 10
+    assert lrs[4:8] == pytest.approx([0.05] * 4)  # epoch 2 at the full lr (epoch 1 set the best: no decay)
+    assert lrs[8:12] == pytest.approx([0.025] * 4)  # epoch 2 missed: halved
+
+
+def test_a_one_epoch_stage_reaches_its_lr_under_a_longer_warmup(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    # a one-epoch fine-tuning stage (a LoRA stage of 4 batches) under a 200-step warm-up: it ramps up to its
+    # own lr over its 4 steps, not to 4/200 of it
+    fit(fake_run(tmp_path, lr_schedule="plateau", warmup_steps=200), Stage(name="fit", domains=[0], epochs=1, lr=0.1,
+                                                                           validate=False))
+    assert lrs == pytest.approx([0.0, 0.025, 0.05, 0.075])
 
 
 def test_resume_keeps_the_decayed_plateau_lr(tmp_path, monkeypatch):

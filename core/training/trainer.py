@@ -7,7 +7,7 @@ in the same order on every CPU run.  For an encoder that reports its examples' l
 (``example_lengths``) the batches are length-bucketed (:mod:`mtrec.training.batching`,
 ``training.length_buckets``).  The learning rate follows ``training.lr_schedule`` and
 ``warmup_steps`` (transformers' schedulers, stepped after every optimizer step, over the stage's
-planned epochs).  Under ``torchrun`` each rank takes its share of every epoch's order and trains a
+planned epochs; the warm-up ends with the first epoch at the latest).  Under ``torchrun`` each rank takes its share of every epoch's order and trains a
 :class:`~torch.nn.parallel.DistributedDataParallel` replica (see :mod:`mtrec.training.distributed`);
 the union of the ranks' batches at each step is the batch a single process would take.  The best
 epoch by validation ``select_metric`` (NDCG@10 by default) is kept and restored at the end; the
@@ -93,16 +93,14 @@ class StageState:
     elapsed: float = 0.0
     stopped: bool = False
 
-    def observe(self, epoch: int, value: float, model: nn.Module, *, counts: bool = True) -> bool:
+    def observe(self, epoch: int, value: float, model: nn.Module) -> bool:
         """Early stopping's bookkeeping after validating ``epoch``: True (and a copy of the
-        weights kept) when ``value`` is a new best, else one more validation since the best -- unless
-        ``counts`` is False (a validation inside the learning-rate warm-up, see ``_train``)."""
+        weights kept) when ``value`` is a new best, else one more validation since the best."""
         if value > self.best_value:
             self.best_value, self.best_epoch, self.since_best = value, epoch, 0
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return True
-        if counts:
-            self.since_best += 1
+        self.since_best += 1
         return False
 
     def checkpoint(self, **extra: Any) -> dict:
@@ -185,7 +183,14 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     sampler = DistributedSampler(range(n), num_replicas=world.size, rank=world.rank, shuffle=True, seed=run.seed + index)
     local_batch = math.ceil(batch_size / world.size)
     steps_per_epoch = math.ceil(len(sampler) / local_batch)
-    scheduler = lr_scheduler(optimizer, cfg, epochs * steps_per_epoch)
+    # The warm-up ends with the first epoch at the latest: a longer one would spend a small domain's
+    # first epochs, or a one-epoch fine-tuning stage's whole budget (a LoRA stage of 20 batches under a
+    # 200-step warm-up), at a fraction of the stage's lr.  So every validation judges a warmed-up model.
+    warmup_steps = min(cfg.warmup_steps, steps_per_epoch)
+    scheduler = lr_scheduler(optimizer, cfg, epochs * steps_per_epoch, warmup_steps)
+    if D.is_main() and warmup_steps:
+        log.info(f"stage {stage.name}: {n} examples, {steps_per_epoch} steps an epoch, lr warm-up over {warmup_steps} "
+                 f"steps{' (training.warmup_steps capped at one epoch)' if warmup_steps < cfg.warmup_steps else ''}")
     lengths = example_lengths(model, tensors) if cfg.length_buckets else None  # once per stage
     amp = run.autocast
 
@@ -239,15 +244,10 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
             rows: list[dict] = [{"stage": stage.name, "split": "train", "domain": AVERAGE, "name": "loss", "k": None,
                                  "value": float(row["loss"]), "step": epoch}]
             if stage.validate and (epoch % cfg.eval_every == 0 or epoch == epochs):
-                # A validation that ends inside the lr warm-up judges a model whose lr is still rising:
-                # it may set a new best but never counts towards patience (nor a plateau decay).  On a
-                # small domain a 200-step warm-up spans several epochs, and counting them stopped
-                # stages at epoch 6 before the lr had peaked (docs/benchmarks.md, generative section).
-                counts = epoch * steps_per_epoch >= cfg.warmup_steps
-                metrics, valid_rows = _validate(run, model, stage, epoch, state, counts=counts)
+                metrics, valid_rows = _validate(run, model, stage, epoch, state)
                 rows += valid_rows
                 row.update(metrics)
-                if counts and cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
+                if cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
                     decay_on_plateau(scheduler, optimizer, cfg.lr_decay_factor)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", best=state.best_epoch,
                                 **{f"val_{cfg.select_metric}": f"{row[cfg.select_metric]:.4f}"})
@@ -290,14 +290,13 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     )
 
 
-def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState,
-              counts: bool = True) -> tuple[dict, list[dict]]:
+def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState) -> tuple[dict, list[dict]]:
     """Validate ``model`` after ``epoch``, update early stopping in ``state`` (a new best is also
     written to the stage's checkpoint); return the average metrics and the registry rows."""
     cfg = run.config.training
     judged = stage.validate_on if stage.validate_on is not None else stage.domains
     report = run.evaluate({d: model for d in judged}, "valid", judged)
-    if state.observe(epoch, report.get(cfg.select_metric), model, counts=counts) and D.is_main():
+    if state.observe(epoch, report.get(cfg.select_metric), model) and D.is_main():
         atomic_torch_save(state.best_state, run.checkpoint_path(stage.name))
     return dict(report.metrics["average"]), report.rows(stage=stage.name, step=epoch)
 
@@ -325,15 +324,15 @@ def _train_epoch(model: nn.Module, tensors: dict[str, torch.Tensor], batches: An
     return total / max(n, 1)
 
 
-def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, training_steps: int) -> Any:
-    """transformers' scheduler for ``training.lr_schedule`` / ``warmup_steps`` over ``training_steps``
+def lr_scheduler(optimizer: torch.optim.Optimizer, cfg: Any, training_steps: int, warmup_steps: int) -> Any:
+    """transformers' scheduler for ``training.lr_schedule`` with ``warmup_steps`` over ``training_steps``
     optimizer steps; None for a constant lr without warm-up (the optimizer's lr is left alone)."""
-    if cfg.lr_schedule == "constant" and cfg.warmup_steps == 0:
+    if cfg.lr_schedule == "constant" and warmup_steps == 0:
         return None
     from transformers import get_scheduler
 
     name = "constant_with_warmup" if cfg.lr_schedule in ("constant", "plateau") else cfg.lr_schedule
-    return get_scheduler(name, optimizer, num_warmup_steps=cfg.warmup_steps, num_training_steps=training_steps)
+    return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps, num_training_steps=training_steps)
 
 
 def decay_on_plateau(scheduler: Any, optimizer: torch.optim.Optimizer, factor: float) -> None:
