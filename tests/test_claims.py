@@ -340,3 +340,95 @@ def test_the_syncrec_row_links_to_the_seeded_section():
     assert links[0] == claims.section_anchors(doc)[0]["syncrec-seeds"] and len(links) == 2
     assert "mean ± std over 3 seeds" in row and f"**{claims.HELD}**" in row
     assert "syncrec-seeds: AMD EPYC, 2 cores, CPU only, no GPU, 1 thread per run, 2 runs at a time" in row
+
+
+# ----------------------------------------------------------------------------- MAN: the seeded section decides once it exists
+MAN_DOMAINS = ("Arts", "Office")
+
+
+def _man_seeds(values: dict[str, list[float]], capped_key: str | None = None, smoke: bool = False) -> dict:
+    """A record in the shape benchmarks/man_seeds.py writes: per (method, seed) one row, the same NDCG@10 on
+    every domain."""
+    loss = {"man": "bce", "sasrec-ce-single": "ce", "sasrec-ce-joint": "ce", "sasrec-bce-single": "bce"}
+    rows = []
+    for key, per_seed in values.items():
+        for seed, v in zip((2024, 2025, 2026), per_seed):
+            cap, every = (60, 2) if key == "man" else (100, 1)
+            best = cap if key == capped_key else 12
+            rows.append({"recipe": "man" if key == "man" else "sasrec", "key": key, "setting": "", "seed": seed,
+                         "loss": loss[key], "test": {d: {"ndcg@10": v} for d in (*MAN_DOMAINS, "average")},
+                         "counts": {"Arts": 1000, "Office": 1000, "average": 2000},
+                         "stages": [{"name": "joint", "epochs_run": min(best + 6, cap), "best_epoch": best,
+                                     "epoch_cap": cap, "capped": best == cap, "patience": 3, "eval_every": every}],
+                         "load": {"mean_1min": 3.0}, "started": "2026-12-03T08:00:00",
+                         "finished": "2026-12-03T08:10:00"})
+    return claims.normalize({"section": "man-seeds", "smoke": smoke, "rows": rows,
+                             "machine": {"cpu": "AMD EPYC", "cores": 2, "cuda": False, "threads": 1, "at_a_time": 2},
+                             "protocol": "ArtsOffice 1,000 users, seeds paired"})
+
+
+MAN_AHEAD = {"man": [0.030, 0.031, 0.0305], "sasrec-ce-single": [0.025, 0.026, 0.0255],
+             "sasrec-ce-joint": [0.024, 0.0245, 0.025], "sasrec-bce-single": [0.015, 0.016, 0.0155]}
+MAN_BEHIND = [0.040, 0.041, 0.0405]
+
+
+def _man_verdict(record: dict | None) -> tuple[list, str, str]:
+    records = claims.load_records(benchkit.RESULTS_DIR)
+    records.pop("man-seeds", None)  # whether or not the real record exists yet
+    if record is not None:
+        records["man-seeds"] = record
+    spec = next(s for s in claims.CLAIMS if s.paper == "MAN")
+    return claims.evaluate(spec, records)
+
+
+def test_man_without_the_seeded_record_is_judged_by_the_one_seed_sections_as_before():
+    results, verdict, _ = _man_verdict(None)
+    assert [r.section for r in results] == ["man", "man-all"] and all(r.decides for r in results)
+    assert verdict == claims.judge_claim(results)[0]
+    records = claims.load_records(benchkit.RESULTS_DIR)
+    records.pop("man-seeds", None)
+    row = next(line for line in claims.render(records, "").splitlines() if line.startswith("| **MAN**"))
+    assert "man-seeds" not in row and "context" not in row
+
+
+@pytest.mark.parametrize("values,capped,verdict", [
+    (MAN_AHEAD, None, claims.HELD),
+    ({**MAN_AHEAD, "sasrec-ce-single": MAN_BEHIND}, None, claims.NOT_HELD),
+    ({**MAN_AHEAD, "sasrec-ce-joint": MAN_BEHIND}, None, claims.NOT_HELD),
+    ({**MAN_AHEAD, "sasrec-ce-joint": [0.031, 0.029, 0.0300]}, None, claims.NOT_DECIDED),  # within 2 SE of Shared
+    (MAN_AHEAD, "sasrec-ce-single", claims.NOT_DECIDED),  # the strongest per-domain baseline ran into its cap
+    (MAN_AHEAD, "man", claims.NOT_DECIDED),
+    # SASRec at the paper's D = 20 and BCE is context: behind it alone decides nothing
+    ({**MAN_AHEAD, "sasrec-bce-single": MAN_BEHIND}, None, claims.HELD),
+])
+def test_man_verdict_from_a_seeded_record(values, capped, verdict):
+    results, got, reason = _man_verdict(_man_seeds(values, capped))
+    assert got == verdict, reason
+    main = results[0]
+    assert main.section == "man-seeds" and main.decides
+    assert [r.section for r in results if r.decides] == ["man-seeds"]  # the one-seed sections became context
+    assert all(r.note.startswith("context only") for r in results[1:])
+    assert {(c.baseline, c.domain) for c in main.comparisons} == {
+        (b, d) for b in ("SASRec single (CE)", "SASRec joint (CE)") for d in MAN_DOMAINS}
+    assert all(c.seeds == 3 and c.strongest for c in main.comparisons)
+    if capped:
+        assert "capped" in reason
+
+
+def test_a_man_smoke_record_decides_nothing():
+    _, verdict, reason = _man_verdict(_man_seeds(MAN_AHEAD, smoke=True))
+    assert verdict == claims.NOT_DECIDED and "smoke" in reason
+
+
+def test_the_man_row_links_to_the_seeded_section():
+    records = claims.load_records(benchkit.RESULTS_DIR)
+    records["man-seeds"] = _man_seeds(MAN_AHEAD)
+    doc = benchkit.BENCHMARKS_MD.read_text(encoding="utf-8")
+    if "<!-- man-seeds:start -->" not in doc:
+        doc += "\n<!-- man-seeds:start -->\n## MAN vs SASRec at convergence, with seeds\n<!-- man-seeds:end -->\n"
+    row = next(line for line in claims.render(records, doc).splitlines() if line.startswith("| **MAN**"))
+    links = re.findall(r"\]\(#([^)]+)\)", row.rsplit(" | ", 1)[-1])
+    assert links[0] == claims.section_anchors(doc)[0]["man-seeds"] and len(links) == 3
+    assert "mean ± std over 3 seeds" in row and f"**{claims.HELD}**" in row
+    assert "(context, decides nothing)" in row
+    assert "man-seeds: AMD EPYC, 2 cores, CPU only, no GPU, 1 thread per run, 2 runs at a time" in row
