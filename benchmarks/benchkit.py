@@ -201,6 +201,49 @@ def pm(mean_: float, sd: float | None) -> str:
     return f"{mean_:.4f}" + (f" ± {sd:.4f}" if sd is not None else "")
 
 
+def seeded_run_table(results: dict, seeds: list[int], summary: dict, *, methods, columns, compared,
+                     subject: str, headline: str = "ndcg@10") -> list[str]:
+    """A seeded section's table: every run (``results[(method, seed)]``), each method's mean ± std and
+    ``subject`` − each method in ``compared``, paired by seed (``summary`` as the scripts' ``summarise``)."""
+    rows = ["| method | seed | " + " | ".join(f"{d} NDCG@10" for d in columns)
+            + " | training stages: epochs (best) | capped | CPU min | wall min | load |",
+            "|---|---:|" + "---:|" * len(columns) + "---|---|---:|---:|---:|"]
+    for method in methods:
+        for seed in seeds:
+            res = results[(method, seed)]
+            capped = any(s.get("capped") for s in res["stages"])
+            rows.append(f"| `{method}` | {seed} | " + " | ".join(f"{res['test'][d][headline]:.4f}" for d in columns)
+                        + f" | {stages_text(res)} | {'**yes**' if capped else 'no'} | {res['cpu_s'] / 60:.1f} | "
+                        f"{res['wall_s'] / 60:.1f} | {res['load']['mean_1min']:.1f} |")
+    for method in methods:
+        cpu = statistics.fmean(results[(method, s)]["cpu_s"] for s in seeds) / 60
+        wall = statistics.fmean(results[(method, s)]["wall_s"] for s in seeds) / 60
+        rows.append(f"| **`{method}` mean ± std** | {len(seeds)} seeds | "
+                    + " | ".join(pm(*summary["methods"][method][d][headline]) for d in columns)
+                    + f" | | | {cpu:.1f} | {wall:.1f} | |")
+    for other in compared:
+        cells = [f"{x['mean']:+.4f}" + (f" (SE {x['se']:.4f})" if x["se"] is not None else "")
+                 for x in (summary["vs"][other]["paired"][d] for d in columns)]
+        rows.append(f"| **paired difference {subject} − {other}** | {len(seeds)} seeds | " + " | ".join(cells)
+                    + " | | | | | |")
+    return rows
+
+
+def seeded_verdict_lines(summary: dict, *, compared: dict[str, str], columns, subject: str) -> list[str]:
+    """For each compared method (name -> its role) and column: the paired difference, per seed, and its verdict."""
+    out = []
+    for other, role in compared.items():
+        vs = summary["vs"][other]
+        out += ["", f"{subject} − {other} ({role}), NDCG@10:"]
+        for d in columns:
+            x = vs["paired"][d]
+            bound = f"{Z:.0f} SE = {Z * x['se']:.4f}" if x["se"] is not None else "no SE"
+            per_seed = ", ".join(f"{v:+.4f}" for v in x["diffs"])
+            out.append(f"- {d}: mean paired difference {x['mean']:+.4f} (per seed {per_seed}; {bound}) → "
+                       f"**{vs['verdicts'][d]}**")
+    return out
+
+
 # ----------------------------------------------------------------------------- data
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,9 +39,10 @@ from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import (BENCHMARKS_MD, REPO, RESULTS_DIR, WORK_ROOT, Z, add_seeded_arguments,  # noqa: E402
-                      capped_stages, load_kept, log, machine_info, mean_std, mtrec_run_command, paired_difference,
-                      pm, run_kept, save_results, seed_verdict, stages_text, thread_env, write_section)
+from benchkit import (BENCHMARKS_MD, REPO, RESULTS_DIR, WORK_ROOT, Z, add_seeded_arguments, capped_stages,  # noqa: E402
+                      load_kept, log, machine_info, mean_std, mtrec_run_command, paired_difference, run_kept,
+                      save_results, seed_verdict, seeded_run_table, seeded_verdict_lines, thread_env,
+                      write_section)
 from man import PAPER_PROTOCOL, PAPER_PROTOCOL_LABEL, subsample, write_spec  # noqa: E402
 
 SECTION = "man-seeds"
@@ -211,45 +211,6 @@ def protocol(seeds: list[int], smoke: bool) -> str:
             f"every user; {len(seeds)} seeds, paired")
 
 
-def run_table(results: dict, seeds: list[int], summary: dict) -> list[str]:
-    rows = ["| model | seed | " + " | ".join(f"{d} N@10" for d in COLUMNS)
-            + " | training stages: epochs (best) | capped | CPU min | wall min | load |",
-            "|---|---:|" + "---:|" * len(COLUMNS) + "---|---|---:|---:|---:|"]
-    for method in METHODS:
-        for seed in seeds:
-            res = results[(method, seed)]
-            capped = any(s.get("capped") for s in res["stages"])
-            rows.append(f"| `{method}` | {seed} | " + " | ".join(f"{res['test'][d][HEADLINE]:.4f}" for d in COLUMNS)
-                        + f" | {stages_text(res)} | {'**yes**' if capped else 'no'} | {res['cpu_s'] / 60:.1f} | "
-                        f"{res['wall_s'] / 60:.1f} | {res['load']['mean_1min']:.1f} |")
-    for method in METHODS:
-        cpu = statistics.fmean(results[(method, s)]["cpu_s"] for s in seeds) / 60
-        wall = statistics.fmean(results[(method, s)]["wall_s"] for s in seeds) / 60
-        rows.append(f"| **`{method}` mean ± std** | {len(seeds)} seeds | "
-                    + " | ".join(pm(*summary["methods"][method][d][HEADLINE]) for d in COLUMNS)
-                    + f" | | | {cpu:.1f} | {wall:.1f} | |")
-    for other in COMPARED:
-        cells = [f"{x['mean']:+.4f}" + (f" (SE {x['se']:.4f})" if x["se"] is not None else "")
-                 for x in (summary["vs"][other]["paired"][d] for d in COLUMNS)]
-        rows.append(f"| **paired difference man − {other}** | {len(seeds)} seeds | " + " | ".join(cells)
-                    + " | | | | | |")
-    return rows
-
-
-def verdict_lines(summary: dict) -> list[str]:
-    out = []
-    for other, role in COMPARED.items():
-        vs = summary["vs"][other]
-        out += ["", f"man − {other} ({role}), NDCG@10:"]
-        for d in COLUMNS:
-            x = vs["paired"][d]
-            bound = f"{Z:.0f} SE = {Z * x['se']:.4f}" if x["se"] is not None else "no SE"
-            per_seed = ", ".join(f"{v:+.4f}" for v in x["diffs"])
-            out.append(f"- {d}: mean paired difference {x['mean']:+.4f} (per seed {per_seed}; {bound}) → "
-                       f"**{vs['verdicts'][d]}**")
-    return out
-
-
 def section(results: dict, seeds: list[int], args, machine: dict, summary: dict, smoke: bool) -> str:
     sets = {m: results[(m, seeds[0])]["overrides"] for m in METHODS}
     counts = results[("man", seeds[0])]["counts"]
@@ -295,8 +256,9 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict,
         f"the same seed, SE = sd(differences)/√n. A difference counts only when |mean| > {Z:.0f} SE and no stage of "
         f"the two models compared was capped. Total: {total_cpu:.1f} CPU-min for {len(results)} runs.",
         "",
-        *run_table(results, seeds, summary),
-        *verdict_lines(summary),
+        *seeded_run_table(results, seeds, summary, methods=METHODS, columns=COLUMNS, compared=COMPARED,
+                           subject="man", headline=HEADLINE),
+        *seeded_verdict_lines(summary, compared=COMPARED, columns=COLUMNS, subject="man"),
         "",
         f"**Verdict (NDCG@10, computed) against SASRec with cross-entropy:** {final}."
         + (f" Capped stages: {', '.join(capped)}." if capped else " No stage was capped."),
