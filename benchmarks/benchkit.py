@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from statistics import mean
 
@@ -242,6 +243,78 @@ def seeded_verdict_lines(summary: dict, *, compared: dict[str, str], columns, su
             out.append(f"- {d}: mean paired difference {x['mean']:+.4f} (per seed {per_seed}; {bound}) → "
                        f"**{vs['verdicts'][d]}**")
     return out
+
+
+def seeded_summary_record(summary: dict, seeds: list[int], *, subject: str, headline: str, rule: str) -> dict:
+    """The ``summary`` part of a seeded section's record (what benchmarks/claims.py reads): each method's
+    mean/std per column and metric, and ``subject`` − each compared method: paired differences, verdicts and
+    the capped stages behind them."""
+    vs = summary["vs"]
+    return {
+        "methods": {m: {d: {k: {"mean": v[0], "std": v[1], "n": len(seeds)} for k, v in ms.items()}
+                        for d, ms in per_domain.items()} for m, per_domain in summary["methods"].items()},
+        "paired": {f"{subject} - {o}": {d: {"metric": headline, **x} for d, x in v["paired"].items()}
+                   for o, v in vs.items()},
+        "verdicts": {f"{subject} - {o}": v["verdicts"] for o, v in vs.items()},
+        "capped_by_comparison": {f"{subject} - {o}": v["capped"] for o, v in vs.items()},
+        "capped": summary["capped"],
+        "rule": rule,
+    }
+
+
+def run_seeded(method: str, seed: int, *, recipe: str, dataset: str, sets: dict, args, env: dict, section: str,
+               columns, headline: str = "ndcg@10") -> dict:
+    """One (method, seed) run of a seeded section as a kept ``mtrec run`` (``args.work/METHOD-SEED``), its
+    record carrying what the section reports (method, seed, overrides, command, jobs, threads)."""
+    run_dir = args.work / f"{method}-{seed}"
+    cmd = mtrec_run_command(["--plugin", recipe, "--dataset", dataset, "--name", f"{section}-{method}-{seed}"],
+                            run_dir / "registry.db", run_dir / "metrics.json", sets)
+    result = run_kept(f"{method} seed {seed}", cmd, run_dir, env, resume=args.resume,
+                      extra={"recipe": recipe, "method": method, "seed": seed, "overrides": sets,
+                             "command": cmd[1:], "jobs": args.jobs, "threads": args.threads})
+    log(f"{method} seed {seed}: test {headline} " + ", ".join(f"{d} {result['test'][d][headline]:.4f}" for d in columns)
+        + f"; {result['cpu_s'] / 60:.1f} CPU-min, {result['wall_s'] / 60:.1f} min wall")
+    return result
+
+
+def run_in_pool(todo: list[tuple[str, int]], jobs: int, one) -> dict:
+    """``one(method, seed)`` for every pair of ``todo``, ``jobs`` at a time; on the first failure cancel what
+    has not started and raise."""
+    results: dict = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(one, m, s): (m, s) for m, s in todo}
+        for future in as_completed(futures):
+            try:
+                results[futures[future]] = future.result()
+            except BaseException:
+                for other in futures:
+                    other.cancel()
+                raise
+    return results
+
+
+def max_setting(results: dict, key: str, default: int) -> int:
+    """The most runs at a time / torch threads any run had (recorded per run: --render-only or --resume
+    may be called with other values than the runs were)."""
+    return max(r.get(key, default) for r in results.values())
+
+
+def gather_seeded_runs(run_all, args, methods) -> dict | None:
+    """Run what ``args`` asks (``run_all(todo, args)`` over (method, seed) pairs, seed-major, so that a
+    cut-short benchmark still holds whole seeds; nothing with ``--render-only``), add the runs an earlier
+    call kept in ``args.work``, and return every (method, seed) in the tables' order -- or None, with a
+    log line, while some run is missing."""
+    todo = [] if args.render_only else [(m, s) for s in args.seeds for m in methods if m in args.only]
+    results = run_all(todo, args)
+    for seed in args.seeds:
+        for method in methods:
+            if (method, seed) not in results and (kept := load_kept(args.work / f"{method}-{seed}")) is not None:
+                results[(method, seed)] = kept
+    missing = [f"{m} {s}" for s in args.seeds for m in methods if (m, s) not in results]
+    if missing:
+        log(f"not rendering: runs missing ({', '.join(missing)})")
+        return None
+    return {(m, s): results[(m, s)] for m in methods for s in args.seeds}
 
 
 # ----------------------------------------------------------------------------- data

@@ -34,15 +34,15 @@ import argparse
 import json
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import (BENCHMARKS_MD, REPO, RESULTS_DIR, WORK_ROOT, Z, add_seeded_arguments, capped_stages,  # noqa: E402
-                      load_kept, log, machine_info, mean_std, mtrec_run_command, paired_difference, run_kept,
-                      save_results, seed_verdict, seeded_run_table, seeded_verdict_lines, thread_env,
-                      write_section)
+from benchkit import (BENCHMARKS_MD, REPO, RESULTS_DIR, WORK_ROOT, Z, add_seeded_arguments,  # noqa: E402
+                      capped_stages, gather_seeded_runs, log, machine_info, max_setting, mean_std,
+                      paired_difference, run_in_pool, run_seeded, save_results,
+                      seed_verdict, seeded_run_table, seeded_summary_record, seeded_verdict_lines,
+                      thread_env, write_section)
 from man import PAPER_PROTOCOL, PAPER_PROTOCOL_LABEL, subsample, write_spec  # noqa: E402
 
 SECTION = "man-seeds"
@@ -122,44 +122,18 @@ def dataset_spec(args) -> Path:
 
 
 def run_one(method: str, seed: int, spec: Path, args) -> dict:
-    run_dir = args.work / f"{method}-{seed}"
-    sets = overrides_for(method, seed, args)
-    cmd = mtrec_run_command(["--plugin", RECIPE[method], "--dataset", str(spec),
-                             "--name", f"{SECTION}-{method}-{seed}"], run_dir / "registry.db", run_dir / "metrics.json",
-                            sets)
     # run folders and the dataset cache of the generated sample under --work, as man.py keeps them
     env = thread_env(args.threads) | {"MTREC_HOME": str(args.work / "home"),
                                       "MTREC_CACHE_DIR": str(args.work / "cache")}
-    result = run_kept(f"{method} seed {seed}", cmd, run_dir, env, resume=args.resume,
-                      extra={"recipe": RECIPE[method], "method": method, "seed": seed, "overrides": sets,
-                             "command": cmd[1:], "jobs": args.jobs, "threads": args.threads})
-    log(f"{method} seed {seed}: test ndcg@10 " + ", ".join(f"{d} {result['test'][d][HEADLINE]:.4f}" for d in COLUMNS)
-        + f"; {result['cpu_s'] / 60:.1f} CPU-min, {result['wall_s'] / 60:.1f} min wall")
-    return result
+    return run_seeded(method, seed, recipe=RECIPE[method], dataset=str(spec), sets=overrides_for(method, seed, args),
+                      args=args, env=env, section=SECTION, columns=COLUMNS, headline=HEADLINE)
 
 
 def run_all(todo: list[tuple[str, int]], args) -> dict:
-    """Run ``todo`` ``args.jobs`` at a time; on the first failure cancel what has not started and raise."""
     if not todo:
         return {}
     spec = dataset_spec(args)  # once, before the runs read it
-    results: dict = {}
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        futures = {pool.submit(run_one, m, s, spec, args): (m, s) for m, s in todo}
-        for future in as_completed(futures):
-            try:
-                results[futures[future]] = future.result()
-            except BaseException:
-                for other in futures:
-                    other.cancel()
-                raise
-    return results
-
-
-def run_setting(results: dict, key: str, default: int) -> int:
-    """The most runs at a time / torch threads any run had (recorded per run: --render-only or --resume
-    may be called with other values than the runs were)."""
-    return max(r.get(key, default) for r in results.values())
+    return run_in_pool(todo, args.jobs, lambda m, s: run_one(m, s, spec, args))
 
 
 def is_smoke(results: dict, args) -> bool:
@@ -227,8 +201,8 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict,
         f"## {TITLE}" + (f" — SMOKE ({n_users} users, {SMOKE_CAP} epochs; decides nothing)" if smoke else ""),
         "",
         f"- **Machine:** {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']:.0f} GiB, torch "
-        f"{machine['torch']}, Python {machine['python']}, CPU only. {run_setting(results, 'jobs', args.jobs)} run(s) "
-        f"at a time, {run_setting(results, 'threads', args.threads)} torch thread(s) each; **CPU min** is each run's "
+        f"{machine['torch']}, Python {machine['python']}, CPU only. {max_setting(results, 'jobs', args.jobs)} run(s) "
+        f"at a time, {max_setting(results, 'threads', args.threads)} torch thread(s) each; **CPU min** is each run's "
         "own user + system time (`wait4`), **wall min** its elapsed time.",
         f"- **When:** {when}.",
         f"- **Load:** mean 1-minute load average per run {min(loads):.1f}–{max(loads):.1f} (other work shared the "
@@ -292,23 +266,16 @@ def results_record(results: dict, seeds: list[int], args, machine: dict, summary
     """The same shape as ``syncrec-seeds``'s record: rows per (method, seed), the summary and the verdicts."""
     return {
         "title": TITLE, "smoke": smoke,
-        "machine": {**machine, "threads": run_setting(results, "threads", args.threads),
-                    "at_a_time": run_setting(results, "jobs", args.jobs)},
+        "machine": {**machine, "threads": max_setting(results, "threads", args.threads),
+                    "at_a_time": max_setting(results, "jobs", args.jobs)},
         "command": f"python benchmarks/man_seeds.py{(' ' + ' '.join(args.argv)) if args.argv else ''}",
         "protocol": protocol(seeds, smoke), "seeds": seeds, "metric": HEADLINE, "domains": list(DOMAINS),
         "users": SMOKE_USERS if smoke else USERS, "data_seed": DATA_SEED,
         "rows": [row_record(m, s, res) for (m, s), res in results.items()],
-        "summary": {
-            "methods": {m: {d: {k: {"mean": v[0], "std": v[1], "n": len(seeds)} for k, v in ms.items()}
-                            for d, ms in per_domain.items()} for m, per_domain in summary["methods"].items()},
-            "paired": {f"man - {o}": {d: {"metric": HEADLINE, **x} for d, x in vs["paired"].items()}
-                       for o, vs in summary["vs"].items()},
-            "verdicts": {f"man - {o}": vs["verdicts"] for o, vs in summary["vs"].items()},
-            "capped_by_comparison": {f"man - {o}": vs["capped"] for o, vs in summary["vs"].items()},
-            "capped": summary["capped"],
-            "rule": f"claim only if |mean paired difference| > {Z:g} SE (SE = sd/sqrt(n)) and no stage of the two "
-                    "models compared capped; a smoke run decides nothing",
-        },
+        "summary": seeded_summary_record(
+            summary, seeds, subject="man", headline=HEADLINE,
+            rule=f"claim only if |mean paired difference| > {Z:g} SE (SE = sd/sqrt(n)) and no stage of the two "
+                 "models compared capped; a smoke run decides nothing"),
         "total_cpu_s": sum(r["cpu_s"] for r in results.values()),
     }
 
@@ -346,18 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse(list(sys.argv[1:] if argv is None else argv))
     args.work.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
-    # seed-major: with two jobs a cut-short benchmark still holds whole seeds
-    todo = [] if args.render_only else [(m, s) for s in args.seeds for m in METHODS if m in args.only]
-    results = run_all(todo, args)
-    for seed in args.seeds:
-        for method in METHODS:
-            if (method, seed) not in results and (kept := load_kept(args.work / f"{method}-{seed}")) is not None:
-                results[(method, seed)] = kept
-    missing = [f"{m} {s}" for s in args.seeds for m in METHODS if (m, s) not in results]
-    if missing:
-        log(f"not rendering: runs missing ({', '.join(missing)})")
+    results = gather_seeded_runs(run_all, args, METHODS)
+    if results is None:
         return 1
-    results = {(m, s): results[(m, s)] for m in METHODS for s in args.seeds}  # the tables' order
     smoke = is_smoke(results, args)
     summary = summarise(results, args.seeds, smoke)
     write_section(args.out, SECTION, section(results, args.seeds, args, machine, summary, smoke))
