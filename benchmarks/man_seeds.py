@@ -54,12 +54,15 @@ METRICS = ("ndcg@10", "recall@10", "mrr")  # summarised in the json; the doc sho
 USERS = 1000  # section man's sample
 DATA_SEED = 2024  # the seed man.py drew its sample with: the users stay fixed while the training seed varies
 SMOKE_USERS, SMOKE_CAP, SMOKE_SEEDS = 100, 2, 2  # a check of the command lines, about a minute
-# Section man stopped MAN at a 10-epoch cap 4 epochs after its best (one seed); 60 epochs validated every 2
-# with patience 3 validations lies well beyond that.  SASRec single (CE) ran into section man's 40-epoch cap
-# on Arts (best epoch 38): 100.  A run that still reaches its cap is flagged capped and decides nothing.
-MAN_CAP, MAN_EVAL_EVERY, MAN_PATIENCE = 60, 2, 3
+# Section man stopped MAN at a 10-epoch cap 4 epochs after its best (one seed); 60 epochs lies well beyond
+# that.  SASRec single (CE) ran into section man's 40-epoch cap on Arts (best epoch 38): 100.  A run that still
+# reaches its cap is flagged capped and decides nothing.  Patience: the recipes' own 10 epochs (sasrec, man-paper)
+# for every model -- MAN's 5 validations every 2 epochs.  With patience 5 (3 validations for MAN; 2026-12-03,
+# kept in benchmarks/.work/man-seeds-patience5) SASRec CE stopped at epoch 10-12 on one seed, after a best at 5-7
+# that a 1,000-user validation cannot tell from noise.
+MAN_CAP, MAN_EVAL_EVERY, MAN_PATIENCE = 60, 2, 5
 MAN_BATCH, MAN_LR = 128, 2e-3  # man.py's --man-batch / --man-lr defaults (the recipe's CPU size has 256, 1e-3)
-SASREC_CAP, SASREC_PATIENCE = 100, 5
+SASREC_CAP, SASREC_PATIENCE = 100, 10
 METHODS = ("man", "sasrec-ce-single", "sasrec-ce-joint", "sasrec-bce-single")
 RECIPE = {"man": "man", "sasrec-ce-single": "sasrec", "sasrec-ce-joint": "sasrec", "sasrec-bce-single": "sasrec"}
 LOSS = {"man": "bce", "sasrec-ce-single": "ce", "sasrec-ce-joint": "ce", "sasrec-bce-single": "bce"}

@@ -76,12 +76,12 @@ def test_the_methods_resolve_to_the_intended_configs():
         overrides = [f"{k}={seeds_bench.value_text(v)}" for k, v in sets[method].items()]
         configs[method] = resolve(seeds_bench.catalogue(), seeds_bench.RECIPE[method], overrides=overrides)
     man = configs["man"].config
-    assert (man.training.epochs, man.training.eval_every, man.training.patience) == (60, 2, 3)
+    assert (man.training.epochs, man.training.eval_every, man.training.patience) == (60, 2, 5)
     assert (man.training.batch_size, man.training.lr) == (128, 2e-3)
     assert man.transfer.name == "joint"
     for method in ("sasrec-ce-single", "sasrec-ce-joint", "sasrec-bce-single"):
         cfg = configs[method].config
-        assert (cfg.training.epochs, cfg.training.patience, cfg.training.eval_every) == (100, 5, 1)
+        assert (cfg.training.epochs, cfg.training.patience, cfg.training.eval_every) == (100, 10, 1)
     for method, cfg in configs.items():  # validation on every user, the man recipe's 200-user sample off
         assert cfg.config.evaluation.valid_max_users is None, method
     enc = {m: c.params["encoder"] for m, c in configs.items()}
@@ -130,7 +130,7 @@ def test_render_only_writes_the_section_and_a_record_claims_reads(tmp_path):
     assert record["section"] == seeds_bench.SECTION and not record["smoke"] and len(record["rows"]) == 12
     assert "at most 60 epochs" in record["protocol"] and "{" not in record["protocol"]
     man_row = next(r for r in record["rows"] if r["key"] == "man")
-    assert man_row["stages"][0]["eval_every"] == 2 and man_row["stages"][0]["patience"] == 3
+    assert man_row["stages"][0]["eval_every"] == 2 and man_row["stages"][0]["patience"] == 5
     for other in seeds_bench.COMPARED:
         assert set(record["summary"]["verdicts"][f"man - {other}"].values()) == {f"MAN > {seeds_bench.SHORT[other]}"}
     results, verdict, reason = man_claim(record)
