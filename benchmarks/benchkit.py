@@ -16,6 +16,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -330,6 +331,42 @@ def add_seeded_arguments(parser, methods, section: str) -> None:
     parser.add_argument("--work", type=Path, default=None, help=f"run folders [{WORK_ROOT / section}]")
     parser.add_argument("--resume", action="store_true", help="keep runs an earlier invocation finished")
     parser.add_argument("--out", type=Path, default=None, help="the doc [docs/benchmarks.md]")
+
+
+def add_pooled_arguments(parser, smoke_help: str) -> None:
+    """The options of the scripts that run their seeds in a pool (``run_in_pool``) and keep a record
+    in ``benchmarks/results/``: runs at a time, re-rendering without training, the record's folder and
+    a smoke mode; ``resolve_output_paths`` turns them into paths once parsed."""
+    parser.add_argument("--jobs", type=int, default=2, help="runs at a time [2]")
+    parser.add_argument("--render-only", action="store_true",
+                        help="rewrite the section and the json from the finished runs in --work; train nothing")
+    parser.add_argument("--json-dir", type=Path, default=None,
+                        help=f"folder of the record [{RESULTS_DIR} with the real doc, else --out's folder]")
+    parser.add_argument("--smoke", action="store_true", help=smoke_help)
+
+
+def resolve_output_paths(args, section: str) -> None:
+    """Fill ``args.work``, ``args.out`` and ``args.json_dir``: a smoke run never touches the real doc,
+    record or run folders, and the committed record belongs to the real doc only (a trial ``--out``
+    keeps its record beside it)."""
+    if args.smoke:
+        tmp = Path(tempfile.mkdtemp(prefix=f"{section}-smoke-"))
+        args.work = args.work or tmp / "work"
+        args.out = args.out or tmp / "benchmarks.md"
+    args.work = (args.work or WORK_ROOT / section).resolve()
+    args.out = args.out or BENCHMARKS_MD
+    real_doc = args.out.resolve() == BENCHMARKS_MD.resolve()
+    args.json_dir = args.json_dir or (RESULTS_DIR if real_doc else args.out.resolve().parent)
+
+
+def script_command(script: str, args, section: str) -> str:
+    """The command line the section names: this invocation's, except that a ``--render-only`` pass
+    trains nothing and keeps the command of the invocation that trained the runs (from the record)."""
+    own = f"python benchmarks/{script}" + (" " + " ".join(args.argv) if args.argv else "")
+    record = args.json_dir / f"{section}.json"
+    if getattr(args, "render_only", False) and record.is_file():
+        return json.loads(record.read_text()).get("command") or own
+    return own
 
 
 def write_section(path: Path, name: str, body: str) -> None:

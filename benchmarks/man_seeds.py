@@ -33,16 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import (BENCHMARKS_MD, REPO, RESULTS_DIR, WORK_ROOT, Z, add_seeded_arguments,  # noqa: E402
+from benchkit import (REPO, Z, add_pooled_arguments, add_seeded_arguments,  # noqa: E402
                       capped_stages, gather_seeded_runs, log, machine_info, max_setting, mean_std,
                       paired_difference, run_in_pool, run_seeded, save_results,
                       seed_verdict, seeded_run_table, seeded_summary_record, seeded_verdict_lines,
-                      thread_env, write_section)
+                      resolve_output_paths, script_command, thread_env, write_section)
 from man import PAPER_PROTOCOL, PAPER_PROTOCOL_LABEL, subsample, write_spec  # noqa: E402
 
 SECTION = "man-seeds"
@@ -210,7 +209,7 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict,
         f"- **When:** {when}.",
         f"- **Load:** mean 1-minute load average per run {min(loads):.1f}–{max(loads):.1f} (other work shared the "
         "cores; wall times are noisy, CPU minutes less so).",
-        f"- **Command:** `python benchmarks/man_seeds.py{(' ' + ' '.join(args.argv)) if args.argv else ''}`; each "
+        f"- **Command:** `{script_command('man_seeds.py', args, SECTION)}`; each "
         "run is `mtrec run --plugin man|sasrec --dataset artsoffice-….yaml --set seed=S "
         "--set training.threads=1 …` with:",
         *(sets_text(m, s) for m, s in sets.items()),
@@ -271,7 +270,7 @@ def results_record(results: dict, seeds: list[int], args, machine: dict, summary
         "title": TITLE, "smoke": smoke,
         "machine": {**machine, "threads": max_setting(results, "threads", args.threads),
                     "at_a_time": max_setting(results, "jobs", args.jobs)},
-        "command": f"python benchmarks/man_seeds.py{(' ' + ' '.join(args.argv)) if args.argv else ''}",
+        "command": script_command('man_seeds.py', args, SECTION),
         "protocol": protocol(seeds, smoke), "seeds": seeds, "metric": HEADLINE, "domains": list(DOMAINS),
         "users": SMOKE_USERS if smoke else USERS, "data_seed": DATA_SEED,
         "rows": [row_record(m, s, res) for (m, s), res in results.items()],
@@ -289,26 +288,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     add_seeded_arguments(parser, METHODS, SECTION)
     seeds = parser.get_default("seeds")
     parser.set_defaults(seeds=None)  # filled below: the smoke takes fewer seeds unless --seeds says otherwise
-    parser.add_argument("--jobs", type=int, default=2, help="runs at a time [2]")
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite the section and the json from the finished runs in --work; train nothing")
-    parser.add_argument("--json-dir", type=Path, default=None,
-                        help=f"folder of the record [{RESULTS_DIR} with the real doc, else --out's folder]")
-    parser.add_argument("--smoke", action="store_true",
-                        help=f"check the command lines: {SMOKE_USERS} users, {SMOKE_CAP} epochs, {SMOKE_SEEDS} seeds, "
-                             "temp work dir, doc and json; decides nothing")
+    add_pooled_arguments(parser, f"check the command lines: {SMOKE_USERS} users, {SMOKE_CAP} epochs, {SMOKE_SEEDS} "
+                                 "seeds, temp work dir, doc and json; decides nothing")
     args = parser.parse_args(argv)
     args.argv = argv
     args.seeds = args.seeds or (seeds[:SMOKE_SEEDS] if args.smoke else seeds)
-    if args.smoke:  # never the real doc, record or run folders
-        tmp = Path(tempfile.mkdtemp(prefix=f"{SECTION}-smoke-"))
-        args.work = args.work or tmp / "work"
-        args.out = args.out or tmp / "benchmarks.md"
-    args.work = (args.work or WORK_ROOT / SECTION).resolve()
-    args.out = args.out or BENCHMARKS_MD
-    # the committed record belongs to the real doc only: a trial --out keeps its record beside it
-    real_doc = args.out.resolve() == BENCHMARKS_MD.resolve()
-    args.json_dir = args.json_dir or (RESULTS_DIR if real_doc else args.out.resolve().parent)
+    resolve_output_paths(args, SECTION)
     return args
 
 

@@ -33,15 +33,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import (BENCHMARKS_MD, RESULTS_DIR, WORK_ROOT, Z, add_seeded_arguments, capped_stages,  # noqa: E402
+from benchkit import (Z, add_pooled_arguments, add_seeded_arguments, capped_stages,  # noqa: E402
                       gather_seeded_runs, log, machine_info, max_setting, mean_std, paired_difference,
                       run_in_pool, run_seeded, save_results, seed_verdict, seeded_run_table,
-                      seeded_summary_record, seeded_verdict_lines, thread_env, write_section)
+                      seeded_summary_record, seeded_verdict_lines, resolve_output_paths, script_command,
+                      thread_env, write_section)
 
 SECTION = "syncrec-seeds"
 TITLE = "SyNCRec vs SASRec at convergence, with seeds (amazon-mini, 3 domains)"
@@ -239,7 +239,7 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict)
         f"- **When:** {when}.",
         f"- **Load:** mean 1-minute load average per run {min(loads):.1f}–{max(loads):.1f} (other work shared the "
         "cores; wall times are noisy, CPU minutes less so).",
-        f"- **Command:** `python benchmarks/syncrec_seeds.py{(' ' + ' '.join(args.argv)) if args.argv else ''}`; each "
+        f"- **Command:** `{script_command('syncrec_seeds.py', args, SECTION)}`; each "
         "run is `mtrec run --plugin syncrec|sasrec --dataset amazon-mini --set seed=S --set training.threads=1 …` with:",
         *(sets_text(m, s) for m, s in sets.items()),
         f"- **Protocol:** leave-one-out per (user, domain), full ranking over the target domain's items, test on every "
@@ -292,7 +292,7 @@ def results_record(results: dict, seeds: list[int], args, machine: dict, summary
         "title": TITLE, "smoke": bool(args.smoke),
         "machine": {**machine, "threads": max_setting(results, "threads", args.threads),
                     "at_a_time": max_setting(results, "jobs", args.jobs)},
-        "command": f"python benchmarks/syncrec_seeds.py{(' ' + ' '.join(args.argv)) if args.argv else ''}",
+        "command": script_command('syncrec_seeds.py', args, SECTION),
         "protocol": protocol(args), "seeds": seeds, "metric": HEADLINE, "domains": list(DOMAINS),
         "rows": [row_record(m, s, res, args) for (m, s), res in results.items()],
         "summary": seeded_summary_record(
@@ -307,22 +307,10 @@ def results_record(results: dict, seeds: list[int], args, machine: dict, summary
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_seeded_arguments(parser, METHODS, SECTION)
-    parser.add_argument("--jobs", type=int, default=2, help="runs at a time [2]")
-    parser.add_argument("--render-only", action="store_true",
-                        help="rewrite the section and the json from the finished runs in --work; train nothing")
-    parser.add_argument("--json-dir", type=Path, default=None, help=f"folder of the record [{RESULTS_DIR}]")
-    parser.add_argument("--smoke", action="store_true",
-                        help="check the command lines: 1 epoch per stage, temp work dir, doc and json")
+    add_pooled_arguments(parser, "check the command lines: 1 epoch per stage, temp work dir, doc and json")
     args = parser.parse_args(argv)
     args.argv = argv
-    if args.smoke:  # never the real doc, record or run folders
-        tmp = Path(tempfile.mkdtemp(prefix=f"{SECTION}-smoke-"))
-        args.work = args.work or tmp / "work"
-        args.out = args.out or tmp / "benchmarks.md"
-        args.json_dir = args.json_dir or tmp
-    args.work = (args.work or WORK_ROOT / SECTION).resolve()
-    args.out = args.out or BENCHMARKS_MD
-    args.json_dir = args.json_dir or RESULTS_DIR
+    resolve_output_paths(args, SECTION)
     return args
 
 

@@ -139,6 +139,18 @@ def test_render_only_writes_the_section_and_a_record_claims_reads(tmp_path):
     assert len(results[0].comparisons) == 4 and all(c.seeds == 3 for c in results[0].comparisons)
 
 
+def test_a_re_render_keeps_the_command_that_trained_the_runs(tmp_path):
+    doc, record = render(tmp_path)  # no record beside the doc yet: the command is this invocation's
+    assert "`python benchmarks/man_seeds.py --render-only --work" in doc
+    trained = "python benchmarks/man_seeds.py --jobs 2"
+    record_path = tmp_path / f"{seeds_bench.SECTION}.json"
+    record_path.write_text(json.dumps({**record, "command": trained}))
+    out = tmp_path / "benchmarks.md"
+    assert seeds_bench.main(["--render-only", "--work", str(tmp_path / "work"), "--out", str(out)]) == 0
+    assert f"- **Command:** `{trained}`;" in out.read_text()
+    assert json.loads(record_path.read_text())["command"] == trained
+
+
 def test_the_verdicts_follow_the_paired_differences(tmp_path):
     # per seed, man − sasrec-ce-single: Arts +0.010 +0.012 +0.008 (mean 0.010, sd 0.002, SE 0.002/√3: beyond 2 SE);
     # Office +0.004 −0.002 +0.001 (mean 0.001, sd 0.003, SE 0.003/√3: within);

@@ -7,7 +7,8 @@ in the same order on every CPU run.  For an encoder that reports its examples' l
 (``example_lengths``) the batches are length-bucketed (:mod:`mtrec.training.batching`,
 ``training.length_buckets``).  The learning rate follows ``training.lr_schedule`` and
 ``warmup_steps`` (transformers' schedulers, stepped after every optimizer step, over the stage's
-planned epochs; the warm-up ends with the first epoch at the latest).  Under ``torchrun`` each rank takes its share of every epoch's order and trains a
+planned epochs; the warm-up ends with the first epoch at the latest).  Under ``torchrun`` each
+rank takes its share of every epoch's order and trains a
 :class:`~torch.nn.parallel.DistributedDataParallel` replica (see :mod:`mtrec.training.distributed`);
 the union of the ranks' batches at each step is the batch a single process would take.  The best
 epoch by validation ``select_metric`` (NDCG@10 by default) is kept and restored at the end; the
