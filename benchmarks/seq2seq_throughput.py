@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,6 +28,10 @@ import torch
 from benchkit import BENCHMARKS_MD, WORK_ROOT, log, machine_info, write_section
 
 RESULTS = WORK_ROOT / "seq2seq_throughput.json"
+# rows timed with --compile go under this label and render below the section's table; the table's
+# own label is the last one written without --compile (kept under SECTION_KEY)
+COMPILE_LABEL = "torch.compile (CPU)"
+SECTION_KEY = "__section__"
 
 
 class RandomCodes:
@@ -71,26 +77,39 @@ def prepare(overrides: list[str], steps: int, threads: int):
     return model, opt, tensors, [batches[i] for i in picks], cfg.batch_size, n
 
 
-def train_step(model, opt, batch: dict) -> None:
-    loss = combine(model.loss(batch))
+def train_step(model, opt, batch: dict, loss_fn=None) -> None:
+    loss = combine((loss_fn or model.loss)(batch))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
 
 
-def measure(overrides: list[str], steps: int, threads: int) -> dict:
+def measure(overrides: list[str], steps: int, threads: int, compiled: bool = False) -> dict:
+    """examples/s over the timed steps.  ``compiled``: ``model.loss`` through ``torch.compile`` as the
+    trainer's ``training.compile`` does, with an empty inductor cache (a user's first run); the first
+    two steps' seconds (the first compilation) are reported apart, later recompilations (a new
+    history length) stay in the timed steps, since a run pays them too."""
     model, opt, tensors, batches, batch_size, n = prepare(overrides, steps, threads)
-    done, seconds = 0, 0.0
+    loss_fn = torch.compile(model.loss) if compiled else model.loss
+    done, seconds, warm, rates = 0, 0.0, 0.0, []
     for i, idx in enumerate(batches):
         batch = {k: v[idx] for k, v in tensors.items()}
         start = time.perf_counter()
-        train_step(model, opt, batch)
-        if i >= 2:  # the first steps warm allocators up
+        train_step(model, opt, batch, loss_fn)
+        if i >= 2:  # the first steps warm allocators up (and compile)
             seconds += time.perf_counter() - start
             done += idx.numel()
+            rates.append(idx.numel() / (time.perf_counter() - start))
+        else:
+            warm += time.perf_counter() - start
     params = sum(p.numel() for p in model.parameters())
-    return {"overrides": overrides, "examples_per_s": done / seconds, "steps": len(batches[2:steps + 2]),
-            "batch_size": batch_size, "train_examples": n, "parameters": params, "threads": threads}
+    row = {"overrides": overrides, "examples_per_s": done / seconds, "steps": len(batches[2:steps + 2]),
+           "batch_size": batch_size, "train_examples": n, "parameters": params, "threads": threads}
+    if compiled:  # the median step's rate: compiled code without the recompilations' cost
+        row.update(compiled=True, first_steps_s=warm, median_step_examples_per_s=float(np.median(rates)))
+    else:
+        row["median_step_examples_per_s"] = float(np.median(rates))
+    return row
 
 
 def count_flops(overrides: list[str], steps: int) -> float:
@@ -144,6 +163,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=30)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--write", action="store_true")
+    ap.add_argument("--compile", action="store_true",
+                    help="time each configuration eager and then through torch.compile(model.loss) (an empty "
+                         f"inductor cache), recorded under {COMPILE_LABEL!r} below the section's table")
     ap.add_argument("--flops", action="store_true",
                     help="count FLOPs per example of the rows already recorded under --label (no new timing) "
                          "and report FLOP utilisation against a matrix-product peak")
@@ -159,23 +181,30 @@ def main() -> None:
             log(f"  {row['overrides']}: {row['flops_per_example'] / 1e6:.1f} MFLOP/example, "
                 f"{row['flops_per_example'] * row['examples_per_s'] / peak:.1%} of peak")
         RESULTS.write_text(json.dumps(results, indent=2))
-        write_section(BENCHMARKS_MD, "seq2seq-throughput", report(rows, args.label))
+        write_section(BENCHMARKS_MD, "seq2seq-throughput", report(rows, args.label, results.get(COMPILE_LABEL, [])))
         return
+    if args.compile:  # a first run's compilation, not a warm cache left by an earlier one
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="inductor-")
     for config in args.config or [""]:
         overrides = config.split()
-        log(f"measuring {args.label}: {overrides or '(recipe defaults)'}")
-        row = measure(overrides, args.steps, args.threads)
-        row["machine"] = machine_info()
-        row["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        log(f"  {row['examples_per_s']:.1f} examples/s over {row['steps']} steps of {row['batch_size']}")
-        results.setdefault(args.label, []).append(row)
+        # --compile times the same configuration eager, then compiled, one after the other
+        for compiled in ([False, True] if args.compile else [False]):
+            log(f"measuring {args.label}: {overrides or '(recipe defaults)'}{' compiled' if compiled else ''}")
+            row = measure(overrides, args.steps, args.threads, compiled=compiled)
+            row["machine"] = machine_info()
+            row["when"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            log(f"  {row['examples_per_s']:.1f} examples/s over {row['steps']} steps of {row['batch_size']}")
+            results.setdefault(COMPILE_LABEL if args.compile else args.label, []).append(row)
     if args.write:
+        if not args.compile:
+            results[SECTION_KEY] = args.label
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2))
-        write_section(BENCHMARKS_MD, "seq2seq-throughput", report(results[args.label], args.label))
+        label = results.get(SECTION_KEY, args.label)
+        write_section(BENCHMARKS_MD, "seq2seq-throughput", report(results[label], label, results.get(COMPILE_LABEL, [])))
 
 
-def notes(rows: list[dict]) -> list[str]:
+def notes(rows: list[dict], compiled: list[dict]) -> list[str]:
     """The acceptance ratio and what each step adds, computed from the rows (issue 21: >= 5x at
     equal model and data)."""
     same = [r for r in rows if r["parameters"] == rows[0]["parameters"]]
@@ -197,7 +226,8 @@ def notes(rows: list[dict]) -> list[str]:
                    f"{other[-1]['examples_per_s'] / base:.1f}× the old computation of the smaller model.")
     out.append("- A step profile of the items row (torch.profiler, 10 steps, 2026-12-02): matrix products 35 %, dropout "
                "masks (`bernoulli_`) 18 %, the output log-softmax and its gradient 15 %; T5 already uses PyTorch's "
-               "SDPA attention in transformers 5.x. `torch.compile` on CPU has not been measured.")
+               "SDPA attention in transformers 5.x.")
+    out.append(compile_note(compiled) if compiled else "- `torch.compile` on CPU has not been measured.")
     if rows[0].get("peak_flops"):
         util = [r["flops_per_example"] * r["examples_per_s"] / r["peak_flops"] for r in rows]
         out.append(f"- FLOP utilisation rises from {util[0]:.0%} to {util[rows.index(best)]:.0%} of the fp32 peak at equal "
@@ -208,7 +238,26 @@ def notes(rows: list[dict]) -> list[str]:
     return out
 
 
-def report(rows: list[dict], label: str) -> str:
+def compile_note(rows: list[dict]) -> str:
+    """``torch.compile`` against eager steps of the same configuration (``--compile`` rows and the
+    eager rows timed beside them under the same label)."""
+    eager = [r for r in rows if not r.get("compiled")]
+    comp = [r for r in rows if r.get("compiled")]
+    if not eager or not comp:
+        return "- `torch.compile` on CPU: only one side measured so far."
+    e, c = eager[-1], comp[-1]
+    config = " ".join(c["overrides"]) or "the `gmc` default model"
+    verdict = "pays off" if c["examples_per_s"] > e["examples_per_s"] else "does not pay off"
+    return (f"- **`torch.compile` on CPU ({c['when']}, {config}, batch {c['batch_size']}, {c['steps']} timed steps, "
+            f"{c['threads']} thread):** {c['examples_per_s']:.0f} examples/s compiled against {e['examples_per_s']:.0f} "
+            f"eager, after {c['first_steps_s']:.0f} s of first compilation (an empty inductor cache); the timed steps "
+            "include the recompilations that new history lengths trigger (length buckets trim each batch to its "
+            f"longest history). The median step alone, which recompiles nothing: {c['median_step_examples_per_s']:.0f} "
+            f"examples/s compiled, {e['median_step_examples_per_s']:.0f} eager. On this CPU it {verdict}, so "
+            "`training.compile` stays a CUDA-only switch.")
+
+
+def report(rows: list[dict], label: str, compiled: list[dict] = ()) -> str:
     base = rows[0]["examples_per_s"]
     m = rows[0]["machine"]
     lines = [
@@ -223,7 +272,7 @@ def report(rows: list[dict], label: str) -> str:
         "`history: items` existed (flattened codes padded to the batch's longest history); the first rows share "
         "one model, a row that changes the model's size is a different model.",
         "",
-        *notes(rows),
+        *notes(rows, list(compiled)),
         "",
         "| configuration (over the recipe) | examples/s | vs first row | MFLOP / example | GFLOP/s | of peak |",
         "|---|---:|---:|---:|---:|---:|",

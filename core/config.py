@@ -87,7 +87,8 @@ class TrainingConfig(Section):
         "length together (sorted within windows of 50 batches, batches shuffled). Off: plain slices of the shuffled order.",
     )
     amp: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU).")
-    compile: bool = Field(False, description="torch.compile the model on CUDA.")
+    compile: bool = Field(False, description="torch.compile the model on CUDA (ignored on CPU, where it measured "
+                                             "slower: docs/benchmarks.md, seq2seq throughput).")
     max_train_examples: int | None = Field(None, ge=1, description="Cap on training examples (tiny profiles).")
     threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (default: torch's choice); 1 helps on a busy shared CPU."
