@@ -96,19 +96,19 @@ def measure(overrides: list[str], steps: int, threads: int, compiled: bool = Fal
         batch = {k: v[idx] for k, v in tensors.items()}
         start = time.perf_counter()
         train_step(model, opt, batch, loss_fn)
+        elapsed = time.perf_counter() - start
         if i >= 2:  # the first steps warm allocators up (and compile)
-            seconds += time.perf_counter() - start
+            seconds += elapsed
             done += idx.numel()
-            rates.append(idx.numel() / (time.perf_counter() - start))
+            rates.append(idx.numel() / elapsed)
         else:
-            warm += time.perf_counter() - start
+            warm += elapsed
     params = sum(p.numel() for p in model.parameters())
     row = {"overrides": overrides, "examples_per_s": done / seconds, "steps": len(batches[2:steps + 2]),
            "batch_size": batch_size, "train_examples": n, "parameters": params, "threads": threads}
-    if compiled:  # the median step's rate: compiled code without the recompilations' cost
-        row.update(compiled=True, first_steps_s=warm, median_step_examples_per_s=float(np.median(rates)))
-    else:
-        row["median_step_examples_per_s"] = float(np.median(rates))
+    row["median_step_examples_per_s"] = float(np.median(rates))  # compiled: without the recompilations' cost
+    if compiled:
+        row.update(compiled=True, first_steps_s=warm)
     return row
 
 
