@@ -11,14 +11,15 @@ from mtrec_textual_id import plugin as plugin_module
 
 T5 = ("d_model", "d_ff", "num_layers", "num_decoder_layers", "num_heads", "d_kv")
 # The only keys the two recipes may differ in: model and vocabulary sizes, text and ID lengths, the
-# history, the epoch budget and the samples of items / examples / validation users.
+# history, the epoch budget and the samples of warm-start items and generator examples.  Both train the
+# recommender on every example and validate on every user (a sample left the default at chance level).
 SCALE_KEYS = {
     *(f"identifier.params.generator.{k}" for k in T5),
     *(f"encoder.params.{k}" for k in T5),
     "identifier.params.max_text_tokens", "identifier.params.max_pieces", "identifier.params.warm_max_items",
     "identifier.params.length_ranges",
     "transfer.params.recommender_epochs", "transfer.params.generator_max_examples",
-    "data.max_len", "training.patience", "training.max_train_examples", "evaluation.valid_max_users",
+    "data.max_len", "training.patience",
 }
 
 
@@ -34,11 +35,12 @@ def test_default_and_paper_recipes_differ_only_in_scale(plugins):
     small = flat_config(resolve(plugins.catalogue, "idgenrec").config)
     paper = flat_config(resolve(plugins.catalogue, "idgenrec-paper").config)
     assert config_differences(small, paper) == SCALE_KEYS
-    # Smaller everywhere; samples only in the default; still alternate training with early stopping.
+    # Smaller everywhere; every example and validation user in both; alternate training with early stopping.
     assert small["encoder.params.d_model"] < paper["encoder.params.d_model"]
     assert small["identifier.params.generator.d_model"] < paper["identifier.params.generator.d_model"]
     assert small["transfer.params.recommender_epochs"] < paper["transfer.params.recommender_epochs"]
-    assert paper["training.max_train_examples"] is None and paper["evaluation.valid_max_users"] is None
+    for scale in (small, paper):
+        assert scale["training.max_train_examples"] is None and scale["evaluation.valid_max_users"] is None
     assert paper["identifier.params.max_pieces"] is None and small["identifier.params.max_pieces"] >= 1000
     assert small["transfer.params.rounds"] == 3 and small["transfer.params.schedule"] == "alternate"
 
