@@ -166,9 +166,9 @@ def run(recipe, resume_id, dataset, config_file, overrides, quick, name, registr
     click.echo(f"\nrun {outcome.run_id} finished in {outcome.seconds:.1f}s; outputs in {outcome.run_dir}")
     if metrics_json:
         from mtrec.engine import outcome_json
-        from mtrec.files import atomic_write_text
+        from mtrec.files import atomic_write_text, strict_json_text
 
-        atomic_write_text(Path(metrics_json), json.dumps(outcome_json(outcome), indent=2))
+        atomic_write_text(Path(metrics_json), strict_json_text(outcome_json(outcome)))
 
 
 def _resolve_run_folder(run_id: str) -> str:

@@ -42,6 +42,7 @@ from mtrec.data.load import load_dataset, resolve_spec
 from mtrec.data.model import MultiDomainDataset
 from mtrec.errors import ConfigError, RunInterrupted, UserError
 from mtrec.evaluation.evaluator import EvalReport
+from mtrec.files import strict_json_text
 from mtrec.paths import data_dir
 from mtrec.plugins import Plugins
 from mtrec.run_context import RunContext
@@ -195,7 +196,7 @@ def _execute(resolved: ResolvedConfig, plugins: Plugins, *, registry: Any, progr
             )
             if D.is_main():
                 save_models(run, strategy, models)
-                atomic_write_text(run_dir / "metrics.json", json.dumps(outcome_json(outcome), indent=2))
+                atomic_write_text(run_dir / "metrics.json", strict_json_text(outcome_json(outcome)))
             if registry is not None:
                 registry.set_status(run_id, "finished")
             run.end_metrics = test.flat()

@@ -6,13 +6,16 @@ error, Ctrl-C included, the staged output is removed and the destination is left
 
 * :func:`atomic_write_text`, :func:`atomic_torch_save`: the common cases;
 * :func:`atomic_open`: an open file to write anything else through (``np.save``, ``np.savez``);
-* :func:`atomic_path`: a staged path (file or folder) for writers that want a name.
+* :func:`atomic_path`: a staged path (file or folder) for writers that want a name;
+* :func:`strict_json_text`: JSON that every reader accepts (no ``NaN`` / ``Infinity`` tokens).
 
 Plugins may import these from here; ``mtrec.training.checkpoint`` re-exports the first two.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import tempfile
@@ -79,6 +82,21 @@ def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically, creating its folder if need be."""
     with atomic_open(path, "w") as fh:
         fh.write(text)
+
+
+def strict_json_text(obj: Any) -> str:
+    """``obj`` as indented, strict JSON: a non-finite float (a stage that never validated has no best
+    value) becomes ``null``, since ``NaN`` is Python's extension and other JSON readers reject it."""
+    def finite(value: Any) -> Any:
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        if isinstance(value, dict):
+            return {k: finite(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [finite(v) for v in value]
+        return value
+
+    return json.dumps(finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:

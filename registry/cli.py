@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from typing import Any
 import click
 
 from mtrec.errors import UserError
+from mtrec.files import strict_json_text
 
 from . import report
 from .models import STATUSES
@@ -70,21 +69,6 @@ def _open(registry_url: str | None) -> Registry:
     return reg
 
 
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> None, so the output is strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(_json_safe(obj), indent=2, ensure_ascii=False, allow_nan=False)
-
-
 @click.group(cls=RunsGroup)
 @click.option("--registry", "registry_url", metavar="URL", default=None,
               help="Registry URL for every command below (a command's own --registry wins).")
@@ -119,7 +103,7 @@ def list_cmd(recipe, dataset, status, tag, limit, metric, fmt, registry_url) -> 
     reg = _open(registry_url)
     found = reg.list_runs(recipe=recipe, dataset=dataset, status=status, limit=limit or None, tag=tag)
     if fmt == "json":
-        click.echo(_dumps(found))
+        click.echo(strict_json_text(found))
         return
     if not found:
         click.echo(f"no runs{' match' if any((recipe, dataset, status, tag)) else ''} in {reg.url}")
@@ -224,7 +208,7 @@ def _show_text(run: dict[str, Any]) -> str:
 def show_cmd(run_id, fmt, registry_url) -> None:
     """Everything recorded about one run (config in --format json)."""
     run = _open(registry_url).get_run(run_id)
-    click.echo(_dumps(run) if fmt == "json" else _show_text(run))
+    click.echo(strict_json_text(run) if fmt == "json" else _show_text(run))
 
 
 # ------------------------------------------------------------------------ compare
@@ -250,7 +234,7 @@ def compare_cmd(run_ids, metrics, split, stage, plot_path, fmt, registry_url) ->
                    + ", ".join(f"{r['id']}={r['dataset_name']}" for r in cmp.runs), err=True)
     header, rows = cmp.table()
     if fmt == "json":
-        click.echo(_dumps(cmp.to_json()))
+        click.echo(strict_json_text(cmp.to_json()))
     elif fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -279,7 +263,7 @@ def _export_one(run_id: str, fmt: str, output: Path | None, registry_url: str | 
     """One run as JSON, or its metric rows as CSV, to ``output`` or stdout."""
     run = _open(registry_url).get_run(run_id)
     if fmt == "json":
-        text = _dumps(run) + "\n"
+        text = strict_json_text(run) + "\n"
     else:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, lineterminator="\n")

@@ -60,6 +60,19 @@ def test_torch_save_is_atomic_too(tmp_path):
     assert torch.equal(torch.load(tmp_path / "m" / "x.pt", weights_only=True)["v"], torch.ones(2))
 
 
+def test_strict_json_text_turns_non_finite_floats_into_null():
+    import json
+
+    text = files.strict_json_text({"stages": [{"best_value": float("nan"), "seconds": 2.5}],
+                                   "peak": float("inf"), "pair": (1.0, float("-inf")), "name": "café"})
+
+    def refuse(token: str):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    assert json.loads(text, parse_constant=refuse) == {
+        "stages": [{"best_value": None, "seconds": 2.5}], "peak": None, "pair": [1.0, None], "name": "café"}
+
+
 def test_checkpoint_still_exports_the_writers_plugins_import():
     from mtrec.training import checkpoint
 
