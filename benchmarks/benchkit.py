@@ -411,25 +411,8 @@ def save_results(section: str, payload: dict, *, root: Path | None = None) -> Pa
     if payload.get("section", section) != section:
         raise ValueError(f"payload is for section {payload['section']!r}, not {section!r}")
 
-    def clean(value):
-        if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-            return None
-        if isinstance(value, dict):
-            return {str(k): clean(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [clean(v) for v in value]
-        if isinstance(value, Path):
-            return str(value)
-        return value
+    from mtrec.files import atomic_write_text, strict_json_text
 
-    folder = Path(root) if root is not None else RESULTS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{section}.json"
-    text = json.dumps(clean({"section": section, **payload}), indent=2, ensure_ascii=False, allow_nan=False)
-    tmp = folder / f".{section}.json.{os.getpid()}.{threading.get_ident()}.tmp"
-    try:
-        tmp.write_text(text + "\n", encoding="utf-8")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    path = (Path(root) if root is not None else RESULTS_DIR) / f"{section}.json"
+    atomic_write_text(path, strict_json_text({"section": section, **payload}, default=str) + "\n")
     return path

@@ -21,7 +21,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any, Callable, Iterator
 
 
 def _staging(path: Path, *, suffix: str, directory: bool) -> Path:
@@ -84,9 +84,10 @@ def atomic_write_text(path: Path, text: str) -> None:
         fh.write(text)
 
 
-def strict_json_text(obj: Any) -> str:
+def strict_json_text(obj: Any, default: Callable[[Any], Any] | None = None) -> str:
     """``obj`` as indented, strict JSON: a non-finite float (a stage that never validated has no best
-    value) becomes ``null``, since ``NaN`` is Python's extension and other JSON readers reject it."""
+    value) becomes ``null``, since ``NaN`` is Python's extension and other JSON readers reject it.
+    ``default``: as :func:`json.dumps`'s, for values JSON has no type for (e.g. ``str`` for paths)."""
     def finite(value: Any) -> Any:
         if isinstance(value, float) and not math.isfinite(value):
             return None
@@ -96,7 +97,7 @@ def strict_json_text(obj: Any) -> str:
             return [finite(v) for v in value]
         return value
 
-    return json.dumps(finite(obj), indent=2, ensure_ascii=False, allow_nan=False)
+    return json.dumps(finite(obj), indent=2, ensure_ascii=False, allow_nan=False, default=default)
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
