@@ -104,7 +104,8 @@ def section(results: dict[str, dict], overrides: dict, machine: dict, lora: dict
         for stage in res["stages"]:
             vals = [h.get("ndcg@10") for h in stage.get("history", [])]
             vals = [f"{v:.4f}" for v in vals if v is not None]
-            best = f" (best {stage['best_value']:.4f} at epoch {stage['best_epoch']})"
+            best = (f" (best {stage['best_value']:.4f} at epoch {stage['best_epoch']})"
+                    if stage.get("best_value") is not None else "")  # null: a stage that never validated
             if len(vals) > 12:  # a long early-stopped curve: its ends and its best
                 vals = [*vals[:3], "…", *vals[-2:]]
             if vals:

@@ -35,7 +35,9 @@ def mtrec_run(args: list[str], env: dict, *, prefix: list[str] | None = None, ru
 
 
 def stage_rows(metrics: dict) -> list[tuple[str, float, float, int]]:
-    return [(s["name"], s["seconds"], s.get("peak_rss_mb", float("nan")), s["epochs_run"]) for s in metrics["stages"]]
+    # metrics.json writes an unmeasured peak as null (strict JSON)
+    return [(s["name"], s["seconds"], s.get("peak_rss_mb") if s.get("peak_rss_mb") is not None else float("nan"),
+             s["epochs_run"]) for s in metrics["stages"]]
 
 
 def stream_memory(lines: int, tmp: Path) -> dict:

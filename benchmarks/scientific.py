@@ -105,7 +105,8 @@ def section(results: dict[str, dict], args, machine: dict) -> str:
             if len(vals) > 14:
                 vals = [*vals[:4], "…", *vals[-3:]]
             curves.append(f"- `{recipe}` `{s['name']}` ({s['seconds'] / 60:.1f} min): validation NDCG@10 by epoch "
-                          f"{' → '.join(vals)} (best {s['best_value']:.4f} at epoch {s['best_epoch']})")
+                          f"{' → '.join(vals)}" + (f" (best {s['best_value']:.4f} at epoch {s['best_epoch']})"
+                                                   if s.get("best_value") is not None else ""))
     verdicts = []
     sasrec = results.get("sasrec", {}).get("test", {}).get("Scientific", {}).get("ndcg@10")
     for recipe in ("gmc", "tiger"):
