@@ -6,6 +6,7 @@ Scripts run as ``python benchmarks/NAME.py``, so this module is importable as ``
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
@@ -231,6 +232,23 @@ def seeded_run_table(results: dict, seeds: list[int], summary: dict, *, methods,
     return rows
 
 
+def seeded_header_lines(results: dict, args, machine: dict) -> list[str]:
+    """A seeded section's Machine, When and Load lines, from the runs' own records (threads and runs at a
+    time as they ran, their start and end, the load each saw)."""
+    loads = [r["load"]["mean_1min"] for r in results.values()]
+    when = (f"{min(r['started'] for r in results.values())[:16].replace('T', ' ')} – "
+            f"{max(r['finished'] for r in results.values())[:16].replace('T', ' ')}")
+    return [
+        f"- **Machine:** {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']:.0f} GiB, torch "
+        f"{machine['torch']}, Python {machine['python']}, CPU only. {max_setting(results, 'jobs', args.jobs)} run(s) "
+        f"at a time, {max_setting(results, 'threads', args.threads)} torch thread(s) each; **CPU min** is each run's "
+        "own user + system time (`wait4`), **wall min** its elapsed time.",
+        f"- **When:** {when}.",
+        f"- **Load:** mean 1-minute load average per run {min(loads):.1f}–{max(loads):.1f} (other work shared the "
+        "cores; wall times are noisy, CPU minutes less so).",
+    ]
+
+
 def seeded_verdict_lines(summary: dict, *, compared: dict[str, str], columns, subject: str) -> list[str]:
     """For each compared method (name -> its role) and column: the paired difference, per seed, and its verdict."""
     out = []
@@ -261,6 +279,50 @@ def seeded_summary_record(summary: dict, seeds: list[int], *, subject: str, head
         "capped": summary["capped"],
         "rule": rule,
     }
+
+
+# What a seeded record keeps of each training stage (claims.py reads the cap, the best epoch and the flags).
+RECORD_STAGE_KEYS = ("name", "epochs_run", "best_epoch", "best_value", "epoch_cap", "capped", "seconds")
+
+
+def seeded_row_record(method: str, seed: int, res: dict, *, recipe: str, label: str, dataset: str, loss: str,
+                      per_stage: dict | None = None, extra: dict | None = None) -> dict:
+    """One row of a seeded section's record: a (method, seed) run's test metrics, users, stages (with
+    ``per_stage`` -- patience, validation interval -- added to each, and ``intermediate`` where the run
+    recorded it), costs and command, and ``extra`` (what only that section reports) before the costs."""
+    stages = [{k: s.get(k) for k in RECORD_STAGE_KEYS}
+              | ({"intermediate": s["intermediate"]} if "intermediate" in s else {}) | (per_stage or {})
+              for s in res["stages"]]
+    return {
+        "recipe": recipe, "key": method, "setting": "", "label": label, "seed": seed, "dataset": dataset,
+        "loss": loss, "test": res["test"], "counts": res["counts"], "stages": stages, **(extra or {}),
+        "cpu_s": res["cpu_s"], "wall_s": res["wall_s"], "load": res["load"], "started": res["started"],
+        "finished": res["finished"], "run_id": res.get("run_id"), "overrides": res["overrides"],
+        "command": res.get("command"),
+    }
+
+
+def seeded_record(results: dict, rows: list[dict], summary: dict, *, args, machine: dict, title: str, script: str,
+                  section: str, protocol: str, domains, smoke: bool, metric: str = "ndcg@10",
+                  extra: dict | None = None) -> dict:
+    """A seeded section's record (``save_results`` writes it, claims.py reads it): the machine with the
+    threads and runs at a time the runs had, the command, protocol, seeds, ``rows`` (``seeded_row_record``),
+    the ``summary`` (``seeded_summary_record``) and the total CPU time; ``extra`` goes before the rows."""
+    return {
+        "title": title, "smoke": smoke,
+        "machine": {**machine, "threads": max_setting(results, "threads", args.threads),
+                    "at_a_time": max_setting(results, "jobs", args.jobs)},
+        "command": script_command(script, args, section),
+        "protocol": protocol, "seeds": args.seeds, "metric": metric, "domains": list(domains), **(extra or {}),
+        "rows": rows, "summary": summary, "total_cpu_s": sum(r["cpu_s"] for r in results.values()),
+    }
+
+
+def record_path(args, section: str) -> str:
+    """Where a pooled script's record goes, as its section names it: relative to the checkout for the
+    committed one."""
+    path = (args.json_dir / f"{section}.json").resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
 def run_seeded(method: str, seed: int, *, recipe: str, dataset: str, sets: dict, args, env: dict, section: str,
@@ -343,6 +405,23 @@ def add_pooled_arguments(parser, smoke_help: str) -> None:
     parser.add_argument("--json-dir", type=Path, default=None,
                         help=f"folder of the record [{RESULTS_DIR} with the real doc, else --out's folder]")
     parser.add_argument("--smoke", action="store_true", help=smoke_help)
+
+
+def parse_pooled(argv: list[str], *, description: str, methods, section: str, smoke_help: str,
+                 smoke_seeds: int | None = None) -> argparse.Namespace:
+    """The command line of a pooled seeded script (``add_seeded_arguments`` + ``add_pooled_arguments``), its
+    output paths resolved; ``smoke_seeds``: a smoke run takes the first that many seeds unless ``--seeds``
+    names them."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_seeded_arguments(parser, methods, section)
+    seeds = parser.get_default("seeds")
+    parser.set_defaults(seeds=None)
+    add_pooled_arguments(parser, smoke_help)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    args.seeds = args.seeds or (seeds[:smoke_seeds] if args.smoke and smoke_seeds else seeds)
+    resolve_output_paths(args, section)
+    return args
 
 
 def resolve_output_paths(args, section: str) -> None:

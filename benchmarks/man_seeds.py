@@ -37,11 +37,10 @@ from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import (REPO, Z, add_pooled_arguments, add_seeded_arguments,  # noqa: E402
-                      capped_stages, gather_seeded_runs, log, machine_info, max_setting, mean_std,
-                      paired_difference, run_in_pool, run_seeded, save_results,
-                      seed_verdict, seeded_run_table, seeded_summary_record, seeded_verdict_lines,
-                      resolve_output_paths, script_command, thread_env, write_section)
+from benchkit import (Z, capped_stages, gather_seeded_runs, log, machine_info, mean_std,  # noqa: E402
+                      paired_difference, parse_pooled, record_path, run_in_pool, run_seeded, save_results,
+                      script_command, seed_verdict, seeded_header_lines, seeded_record, seeded_row_record,
+                      seeded_run_table, seeded_summary_record, seeded_verdict_lines, thread_env, write_section)
 from man import PAPER_PROTOCOL, PAPER_PROTOCOL_LABEL, subsample, write_spec  # noqa: E402
 
 SECTION = "man-seeds"
@@ -191,9 +190,6 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict,
     sets = {m: results[(m, seeds[0])]["overrides"] for m in METHODS}
     counts = results[("man", seeds[0])]["counts"]
     test_users = ", ".join(f"{d} {counts[d]:,}" for d in DOMAINS)
-    loads = [r["load"]["mean_1min"] for r in results.values()]
-    when = (f"{min(r['started'] for r in results.values())[:16].replace('T', ' ')} – "
-            f"{max(r['finished'] for r in results.values())[:16].replace('T', ' ')}")
     total_cpu = sum(r["cpu_s"] for r in results.values()) / 60
     final = "; ".join(f"vs `{o}`: " + ", ".join(f"{d} {summary['vs'][o]['verdicts'][d]}" for d in COLUMNS)
                       for o in ("sasrec-ce-single", "sasrec-ce-joint"))
@@ -202,13 +198,7 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict,
     return "\n".join([
         f"## {TITLE}" + (f" — SMOKE ({n_users} users, {SMOKE_CAP} epochs; decides nothing)" if smoke else ""),
         "",
-        f"- **Machine:** {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']:.0f} GiB, torch "
-        f"{machine['torch']}, Python {machine['python']}, CPU only. {max_setting(results, 'jobs', args.jobs)} run(s) "
-        f"at a time, {max_setting(results, 'threads', args.threads)} torch thread(s) each; **CPU min** is each run's "
-        "own user + system time (`wait4`), **wall min** its elapsed time.",
-        f"- **When:** {when}.",
-        f"- **Load:** mean 1-minute load average per run {min(loads):.1f}–{max(loads):.1f} (other work shared the "
-        "cores; wall times are noisy, CPU minutes less so).",
+        *seeded_header_lines(results, args, machine),
         f"- **Command:** `{script_command('man_seeds.py', args, SECTION)}`; each "
         "run is `mtrec run --plugin man|sasrec --dataset artsoffice-….yaml --set seed=S "
         "--set training.threads=1 …` with:",
@@ -239,62 +229,37 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict,
         f"**Verdict (NDCG@10, computed) against SASRec with cross-entropy:** {final}."
         + (f" Capped stages: {', '.join(capped)}." if capped else " No stage was capped."),
         "",
-        f"Machine-readable: `{record_path(args)}` (read by `benchmarks/claims.py`).",
+        f"Machine-readable: `{record_path(args, SECTION)}` (read by `benchmarks/claims.py`).",
     ])
 
 
 # ----------------------------------------------------------------------------- the record
-def record_path(args) -> str:
-    """Where the record goes, as the section names it: relative to the checkout for the committed one."""
-    path = (args.json_dir / f"{SECTION}.json").resolve()
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
 def row_record(method: str, seed: int, res: dict) -> dict:
     sets = res["overrides"]
     # patience and validation interval per stage: claims.py's caveat for a stage cut by its cap needs both
     per_stage = {"patience": sets.get("training.patience"), "eval_every": sets.get("training.eval_every", 1)}
-    return {
-        "recipe": RECIPE[method], "key": method, "setting": "", "label": LABELS[method], "seed": seed,
-        "dataset": "ArtsOffice", "loss": LOSS[method], "test": res["test"], "counts": res["counts"],
-        "stages": [{k: s.get(k) for k in ("name", "epochs_run", "best_epoch", "best_value", "epoch_cap", "capped",
-                                           "seconds")} | per_stage for s in res["stages"]],
-        "cpu_s": res["cpu_s"], "wall_s": res["wall_s"], "load": res["load"], "started": res["started"],
-        "finished": res["finished"], "run_id": res.get("run_id"), "overrides": sets, "command": res.get("command"),
-    }
+    return seeded_row_record(method, seed, res, recipe=RECIPE[method], label=LABELS[method], dataset="ArtsOffice",
+                             loss=LOSS[method], per_stage=per_stage)
 
 
-def results_record(results: dict, seeds: list[int], args, machine: dict, summary: dict, smoke: bool) -> dict:
+def results_record(results: dict, args, machine: dict, summary: dict, smoke: bool) -> dict:
     """The same shape as ``syncrec-seeds``'s record: rows per (method, seed), the summary and the verdicts."""
-    return {
-        "title": TITLE, "smoke": smoke,
-        "machine": {**machine, "threads": max_setting(results, "threads", args.threads),
-                    "at_a_time": max_setting(results, "jobs", args.jobs)},
-        "command": script_command('man_seeds.py', args, SECTION),
-        "protocol": protocol(seeds, smoke), "seeds": seeds, "metric": HEADLINE, "domains": list(DOMAINS),
-        "users": SMOKE_USERS if smoke else USERS, "data_seed": DATA_SEED,
-        "rows": [row_record(m, s, res) for (m, s), res in results.items()],
-        "summary": seeded_summary_record(
-            summary, seeds, subject="man", headline=HEADLINE,
+    return seeded_record(
+        results, [row_record(m, s, res) for (m, s), res in results.items()],
+        seeded_summary_record(
+            summary, args.seeds, subject="man", headline=HEADLINE,
             rule=f"claim only if |mean paired difference| > {Z:g} SE (SE = sd/sqrt(n)) and no stage of the two "
                  "models compared capped; a smoke run decides nothing"),
-        "total_cpu_s": sum(r["cpu_s"] for r in results.values()),
-    }
+        args=args, machine=machine, title=TITLE, script="man_seeds.py", section=SECTION,
+        protocol=protocol(args.seeds, smoke), domains=DOMAINS, smoke=smoke, metric=HEADLINE,
+        extra={"users": SMOKE_USERS if smoke else USERS, "data_seed": DATA_SEED})
 
 
 # ----------------------------------------------------------------------------- main
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_seeded_arguments(parser, METHODS, SECTION)
-    seeds = parser.get_default("seeds")
-    parser.set_defaults(seeds=None)  # filled below: the smoke takes fewer seeds unless --seeds says otherwise
-    add_pooled_arguments(parser, f"check the command lines: {SMOKE_USERS} users, {SMOKE_CAP} epochs, {SMOKE_SEEDS} "
-                                 "seeds, temp work dir, doc and json; decides nothing")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    args.seeds = args.seeds or (seeds[:SMOKE_SEEDS] if args.smoke else seeds)
-    resolve_output_paths(args, SECTION)
-    return args
+    return parse_pooled(argv, description=__doc__, methods=METHODS, section=SECTION, smoke_seeds=SMOKE_SEEDS,
+                        smoke_help=f"check the command lines: {SMOKE_USERS} users, {SMOKE_CAP} epochs, "
+                                   f"{SMOKE_SEEDS} seeds, temp work dir, doc and json; decides nothing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -307,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     smoke = is_smoke(results, args)
     summary = summarise(results, args.seeds, smoke)
     write_section(args.out, SECTION, section(results, args.seeds, args, machine, summary, smoke))
-    path = save_results(SECTION, results_record(results, args.seeds, args, machine, summary, smoke),
+    path = save_results(SECTION, results_record(results, args, machine, summary, smoke),
                         root=args.json_dir)
     log(f"wrote {args.out} (section {SECTION}) and {path}; NDCG@10 verdicts: "
         + "; ".join(f"vs {o} {summary['vs'][o]['verdicts']['average']} (average)" for o in COMPARED))

@@ -37,11 +37,10 @@ from functools import lru_cache
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchkit import (Z, add_pooled_arguments, add_seeded_arguments, capped_stages,  # noqa: E402
-                      gather_seeded_runs, log, machine_info, max_setting, mean_std, paired_difference,
-                      run_in_pool, run_seeded, save_results, seed_verdict, seeded_run_table,
-                      seeded_summary_record, seeded_verdict_lines, resolve_output_paths, script_command,
-                      thread_env, write_section)
+from benchkit import (Z, capped_stages, gather_seeded_runs, log, machine_info, mean_std,  # noqa: E402
+                      paired_difference, parse_pooled, run_in_pool, run_seeded, save_results, script_command,
+                      seed_verdict, seeded_header_lines, seeded_record, seeded_row_record, seeded_run_table,
+                      seeded_summary_record, seeded_verdict_lines, thread_env, write_section)
 
 SECTION = "syncrec-seeds"
 TITLE = "SyNCRec vs SASRec at convergence, with seeds (amazon-mini, 3 domains)"
@@ -222,9 +221,6 @@ def lambda_lines(results: dict, seeds: list[int], args) -> list[str]:
 def section(results: dict, seeds: list[int], args, machine: dict, summary: dict) -> str:
     sets = {m: results[(m, seeds[0])]["overrides"] for m in METHODS}
     users = ", ".join(f"{d} {results[('syncrec', seeds[0])]['counts'][d]:,}" for d in DOMAINS)
-    loads = [r["load"]["mean_1min"] for r in results.values()]
-    when = (f"{min(r['started'] for r in results.values())[:16].replace('T', ' ')} – "
-            f"{max(r['finished'] for r in results.values())[:16].replace('T', ' ')}")
     total_cpu = sum(r["cpu_s"] for r in results.values()) / 60
     final = "; ".join(f"vs `{o}`: " + ", ".join(f"{d} {summary['vs'][o]['verdicts'][d]}" for d in COLUMNS)
                       for o in ("sasrec-single", "sasrec-ce"))
@@ -232,13 +228,7 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict)
     return "\n".join([
         f"## {TITLE}" + (" — SMOKE (1 epoch per stage)" if args.smoke else ""),
         "",
-        f"- **Machine:** {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']:.0f} GiB, torch "
-        f"{machine['torch']}, Python {machine['python']}, CPU only. {max_setting(results, 'jobs', args.jobs)} run(s) "
-        f"at a time, {max_setting(results, 'threads', args.threads)} torch thread(s) each; **CPU min** is each run's "
-        "own user + system time (`wait4`), **wall min** its elapsed time.",
-        f"- **When:** {when}.",
-        f"- **Load:** mean 1-minute load average per run {min(loads):.1f}–{max(loads):.1f} (other work shared the "
-        "cores; wall times are noisy, CPU minutes less so).",
+        *seeded_header_lines(results, args, machine),
         f"- **Command:** `{script_command('syncrec_seeds.py', args, SECTION)}`; each "
         "run is `mtrec run --plugin syncrec|sasrec --dataset amazon-mini --set seed=S --set training.threads=1 …` with:",
         *(sets_text(m, s) for m, s in sets.items()),
@@ -272,46 +262,29 @@ def section(results: dict, seeds: list[int], args, machine: dict, summary: dict)
 # ----------------------------------------------------------------------------- the record
 def row_record(method: str, seed: int, res: dict, args) -> dict:
     k_j = experts(method)
-    return {
-        "recipe": RECIPE[method], "key": method, "setting": "", "label": LABELS[method], "seed": seed,
-        "dataset": DATASET, "loss": LOSS[method], "test": res["test"], "counts": res["counts"],
-        "stages": [{k: s.get(k) for k in ("name", "epochs_run", "best_epoch", "best_value", "epoch_cap", "capped",
-                                           "seconds")} | {"patience": res["overrides"].get("training.patience")}
-                   for s in res["stages"]],
-        "experts": k_j and {"K": k_j[0], "j": k_j[1]},
-        "ntg": ntg_of(res, args) if RECIPE[method] == "syncrec" else None,
-        "cpu_s": res["cpu_s"], "wall_s": res["wall_s"], "load": res["load"], "started": res["started"],
-        "finished": res["finished"], "run_id": res.get("run_id"), "overrides": res["overrides"],
-        "command": res.get("command"),
-    }
+    return seeded_row_record(
+        method, seed, res, recipe=RECIPE[method], label=LABELS[method], dataset=DATASET, loss=LOSS[method],
+        per_stage={"patience": res["overrides"].get("training.patience")},
+        extra={"experts": k_j and {"K": k_j[0], "j": k_j[1]},
+               "ntg": ntg_of(res, args) if RECIPE[method] == "syncrec" else None})
 
 
-def results_record(results: dict, seeds: list[int], args, machine: dict, summary: dict) -> dict:
+def results_record(results: dict, args, machine: dict, summary: dict) -> dict:
     """The same shape as ``idp-default``'s record: rows per (method, seed), the summary and the verdicts."""
-    return {
-        "title": TITLE, "smoke": bool(args.smoke),
-        "machine": {**machine, "threads": max_setting(results, "threads", args.threads),
-                    "at_a_time": max_setting(results, "jobs", args.jobs)},
-        "command": script_command('syncrec_seeds.py', args, SECTION),
-        "protocol": protocol(args), "seeds": seeds, "metric": HEADLINE, "domains": list(DOMAINS),
-        "rows": [row_record(m, s, res, args) for (m, s), res in results.items()],
-        "summary": seeded_summary_record(
-            summary, seeds, subject="syncrec", headline=HEADLINE,
+    return seeded_record(
+        results, [row_record(m, s, res, args) for (m, s), res in results.items()],
+        seeded_summary_record(
+            summary, args.seeds, subject="syncrec", headline=HEADLINE,
             rule=f"claim only if |mean paired difference| > {Z:g} SE (SE = sd/sqrt(n)) and no stage of the two "
                  "methods compared capped"),
-        "total_cpu_s": sum(r["cpu_s"] for r in results.values()),
-    }
+        args=args, machine=machine, title=TITLE, script="syncrec_seeds.py", section=SECTION,
+        protocol=protocol(args), domains=DOMAINS, smoke=bool(args.smoke), metric=HEADLINE)
 
 
 # ----------------------------------------------------------------------------- main
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_seeded_arguments(parser, METHODS, SECTION)
-    add_pooled_arguments(parser, "check the command lines: 1 epoch per stage, temp work dir, doc and json")
-    args = parser.parse_args(argv)
-    args.argv = argv
-    resolve_output_paths(args, SECTION)
-    return args
+    return parse_pooled(argv, description=__doc__, methods=METHODS, section=SECTION,
+                        smoke_help="check the command lines: 1 epoch per stage, temp work dir, doc and json")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -323,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     summary = summarise(results, args.seeds)
     write_section(args.out, SECTION, section(results, args.seeds, args, machine, summary))
-    path = save_results(SECTION, results_record(results, args.seeds, args, machine, summary), root=args.json_dir)
+    path = save_results(SECTION, results_record(results, args, machine, summary), root=args.json_dir)
     log(f"wrote {args.out} (section {SECTION}) and {path}; NDCG@10 verdicts: "
         + "; ".join(f"vs {o} {summary['vs'][o]['verdicts']['average']} (average)" for o in COMPARED))
     return 0

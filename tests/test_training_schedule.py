@@ -283,6 +283,18 @@ def test_score_start_picks_a_later_epoch_that_beats_it_and_patience_counts_after
     assert torch.equal(model.state_dict()["layer.weight"], start["layer.weight"])
 
 
+def test_a_stage_whose_best_epoch_is_its_cap_is_capped_unless_it_is_intermediate(tmp_path):
+    rising = [0.1, 0.2, 0.3]  # the best epoch is the last, at the 3-epoch cap
+    _, result = fit(fake_run(tmp_path / "a", scripted(rising), epochs=3), Stage(name="fit", domains=[0]))
+    assert (result.best_epoch, result.epoch_cap, result.capped, result.intermediate) == (3, 3, True, False)
+    # a round that a later stage continues: its length is the schedule's, not a budget
+    _, result = fit(fake_run(tmp_path / "b", scripted(rising), epochs=3),
+                    Stage(name="round:1", domains=[0], intermediate=True))
+    assert (result.best_epoch, result.capped, result.intermediate) == (3, False, True)
+    _, result = fit(fake_run(tmp_path / "c", scripted([0.1, 0.3, 0.2]), epochs=3), Stage(name="fit", domains=[0]))
+    assert (result.best_epoch, result.capped) == (2, False)  # early-stopped or not, the best came before the cap
+
+
 def test_score_start_is_skipped_by_a_stage_that_does_not_validate(tmp_path):
     run = fake_run(tmp_path, metric=lambda m: pytest.fail("validated"))
     _, result = fit(run, Stage(name="tune", domains=[0], score_start=True, validate=False))

@@ -74,6 +74,9 @@ class Stage:
     validate: bool = True
     validate_on: list[int] | None = None  # domains whose validation selects the best epoch (default: ``domains``)
     score_start: bool = False  # validate the starting model as epoch 0, the initial best (fine-tuning stages)
+    # A round of a longer schedule that a later stage of the same model continues (alternate training's
+    # rounds before the last): its epoch count is the method's, not a budget, so it is never flagged capped.
+    intermediate: bool = False
 
 
 @dataclass
@@ -91,4 +94,6 @@ class StageResult:
     epoch_cap: int = 0  # the stage's planned epochs
     # The best validation epoch is the last one, at the cap: the budget ended the stage, not early
     # stopping, so the model may still have been improving (benchmarks mark such rows "capped").
+    # Never set for an intermediate stage (Stage.intermediate), which a later stage continues.
     capped: bool = False
+    intermediate: bool = False

@@ -287,7 +287,9 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
         history=state.history,
         resumed_from_epoch=resumed_from,
         epoch_cap=epochs,
-        capped=state.best_state is not None and epochs_run >= epochs and best_epoch >= epochs_run,
+        capped=(not stage.intermediate and state.best_state is not None and epochs_run >= epochs
+                and best_epoch >= epochs_run),
+        intermediate=stage.intermediate,
     )
 
 

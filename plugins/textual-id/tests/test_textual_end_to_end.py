@@ -17,6 +17,7 @@ TINY = [
     "identifier.params.groups=3", "transfer.params.rounds=2", "transfer.params.recommender_epochs=1",
     "transfer.params.generator_max_examples=32", "training.max_train_examples=64", "evaluation.valid_max_users=10",
     "domains.targets=[Scientific]", "decoder.params.beam_size=5", "training.threads=1",
+    "transfer.params.last_round_epochs=2",
 ]
 
 
@@ -33,7 +34,11 @@ def test_alternate_run_regenerates_unique_ids_and_decodes(tmp_path):
     rows = {tuple(r) for r in tokens[1:]}
     assert len(rows) == tokens.shape[0] - 1  # unique over all domains
     assert (tokens[1:, 0] != 0).all() and (tokens[:, -1] == 0).all()  # >= 1 piece, always an [END]
-    names = [s["name"] for s in outcome.stages]
-    assert names == ["recommender:1", "generator:2", "recommender:2"]
+    stages = {s["name"]: s for s in outcome.stages}
+    assert list(stages) == ["recommender:1", "generator:2", "recommender:2"]
+    # the last round's own budget; the first round is intermediate, never "capped" (its best is its 1-epoch cap)
+    assert [stages[n]["epoch_cap"] for n in stages] == [1, 1, 2]
+    assert stages["recommender:1"]["intermediate"] and not stages["recommender:1"]["capped"]
+    assert not stages["recommender:2"]["intermediate"]
     scientific = outcome.test.metrics["Scientific"]
     assert 0.0 <= scientific["ndcg@10"] <= scientific["recall@10"] <= 1.0

@@ -7,9 +7,10 @@ One ID generator and one recommender serve every domain.  Rounds ``r = 1 .. roun
    on, through the user IDs too); then every item's ID is regenerated with Algorithm 1 and the
    recommender's ID table and the decoder's tries follow (user IDs are cached per identifier
    ``version``, so they are rewritten by the new generator when next needed);
-2. **recommender** (``recommender_epochs``): Eq. 4 on the source domains' training data,
-   early-stopped on the targets' validation; from round 2 on, the recommender it starts from is
-   scored first (epoch 0) and kept when no epoch beats it.
+2. **recommender** (``recommender_epochs``; the last round ``last_round_epochs``): Eq. 4 on the
+   source domains' training data, early-stopped on the targets' validation; from round 2 on, the
+   recommender it starts from is scored first (epoch 0) and kept when no epoch beats it.  Rounds
+   before the last are ``intermediate`` stages: their length is the schedule's, never "capped".
 
 The paper opens each round with the generator, against a pretrained T5 recommender; here the
 recommender starts from random weights, so a generator step before it has learnt anything would
@@ -46,6 +47,9 @@ class AlternateParams(UnifiedThenLoRAParams):
         "alternate", description="Table 5: train both alternately, only the recommender, or only the generator.")
     rounds: int = Field(3, ge=1, description="Alternate-training iterations (paper: 3).")
     recommender_epochs: int | None = Field(None, ge=1, description="Per round (paper: 10; default training.epochs).")
+    last_round_epochs: int | None = Field(
+        None, ge=1, description="The last round's recommender epochs (default recommender_epochs): room for it to "
+        "early-stop when a comparison needs every model trained to convergence.")
     generator_epochs: int = Field(1, ge=1, description="Per round (paper: 1).")
     generator_lr: float = Field(1e-4, gt=0, description="Paper: 1e-8 on a pretrained T5; see the README.")
     generator_batch_size: int = Field(16, ge=1, description="Examples per generator step (Eq. 5 holds a "
@@ -128,9 +132,12 @@ class AlternateTraining(UnifiedThenLoRA):
                 self._generator_round(run, model, r)
             if p.schedule != "id-only":
                 # rounds after the first continue the previous round's recommender: it is scored as
-                # epoch 0 (under the IDs the generator just rewrote) and kept if no epoch beats it
+                # epoch 0 (under the IDs the generator just rewrote) and kept if no epoch beats it.
+                # Only the last round's length is a budget; the earlier ones are the schedule's.
+                last = r == p.rounds
+                epochs = (p.last_round_epochs or p.recommender_epochs) if last else p.recommender_epochs
                 run.train_stage(model, Stage(name=f"recommender:{r}", domains=run.source_domains,
                                              validate_on=run.target_domains, combine=combine,
-                                             epochs=p.recommender_epochs, score_start=r > 1))
+                                             epochs=epochs, score_start=r > 1, intermediate=not last))
         run.identifier.save(Path(run.run_dir) / "identifier")  # the final IDs, not the initial ones
         return model
