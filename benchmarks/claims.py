@@ -388,6 +388,9 @@ MAN_SEEDS_PAIRS = [Pair("man", "sasrec-ce-single", SINGLE, "MAN", "SASRec single
 MAN_SEEDS_PAPER = [Pair("man", "sasrec-bce-single", SINGLE, "MAN", "SASRec single (D=20, BCE)")]
 MAN_CONTEXT = "context only: one seed; section man-seeds decides"
 IDP_ROLE = "SASRec on the new domain alone"
+# Section idp's one-seed settings: 30-epoch caps (IDP's fine-tuning capped on MicroLens) and SASRec with BPR only
+IDP_CONTEXT = ("context only: one seed, stages capped at 30 epochs, SASRec with BPR only (no strongest baseline); "
+               "section idp-default decides")
 IDGENREC_PAIRS = [Pair("alternate", "rec-only", "rec-only", "alternate", "rec-only"),
                   Pair("rec-only", "id-only", "id-only", "rec-only", "id-only")]
 IDGENREC_CONTEXT = "context only: one seed, a reduced profile, no stage shown to early-stop; section idgenrec-seeds decides"
@@ -435,6 +438,7 @@ CLAIMS: list[ClaimSpec] = [
             SettingSpec("idp-default", "", "amazon-mini → Scientific, default recipes to early stopping", [
                 Pair("idp", "sasrec", IDP_ROLE, "IDP", "SASRec (BPR, same budget)"),
                 Pair("idp", "sasrec-ce", IDP_ROLE, "IDP", "SASRec (CE, same budget)")], domains=["Scientific"],
+                supersedes=("idp",), superseded_note=IDP_CONTEXT,
                 protocol="amazon-mini → Scientific, full ranking, the idp recipe's defaults (at most 200 epochs, "
                          "patience 20, validation on every user) against SASRec with IDP's encoder, with BPR and with "
                          "cross-entropy, at the same budget, seeds paired"),
