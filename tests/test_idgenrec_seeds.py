@@ -20,7 +20,8 @@ claims = importlib.import_module("claims")
 SEEDS = (2024, 2025, 2026)
 # test NDCG@10 on Scientific per method and seed: alternate > rec-only > id-only, each beyond 2 SE
 ORDERED = {"alternate": [0.020, 0.021, 0.0205], "rec-only": [0.015, 0.0155, 0.016],
-           "id-only": [0.001, 0.0012, 0.0008], "sasrec-ce": [0.040, 0.041, 0.042]}
+           "id-only": [0.001, 0.0012, 0.0008], "sasrec-ce": [0.040, 0.041, 0.042],
+           seeds_bench.GENTLE: [0.022, 0.023, 0.0225]}
 
 
 def stages_of(method: str, capped_last: bool) -> list[dict]:
@@ -97,6 +98,10 @@ def test_the_methods_resolve_to_the_papers_schedule_on_one_domain():
     # alternate trains the generator in rounds 2 and 3: ID-only gets those two epochs
     assert (configs["id-only"].transfer.params["schedule"], configs["id-only"].transfer.params["rounds"]) == ("id-only", 2)
     assert configs["sasrec-ce"].encoder.name == "sasrec" and configs["sasrec-ce"].training.patience == 10
+    gentle = configs[seeds_bench.GENTLE].transfer.params
+    assert gentle["generator_lr"] == 1e-5 and alternate["generator_lr"] == 1e-4  # the recipe's
+    assert {k: v for k, v in gentle.items() if k != "generator_lr"} == {k: v for k, v in alternate.items()
+                                                                        if k != "generator_lr"}
 
 
 def test_smoke_writes_only_to_temporary_paths(tmp_path, monkeypatch):
@@ -113,11 +118,12 @@ def test_smoke_writes_only_to_temporary_paths(tmp_path, monkeypatch):
 def test_render_only_writes_table5_and_a_record_claims_reads(tmp_path):
     doc, record = render(tmp_path)
     assert f"<!-- {seeds_bench.SECTION}:start -->" in doc and f"## {seeds_bench.TITLE}" in doc
-    assert "| NDCG@10 | 0.0010 ± 0.0002 | 0.0155 ± 0.0005 | 0.0205 ± 0.0005 | 0.0410 ± 0.0010 |" in doc
+    assert "| NDCG@10 | 0.0010 ± 0.0002 | 0.0155 ± 0.0005 | 0.0205 ± 0.0005 | 0.0225 ± 0.0005 | 0.0410 ± 0.0010 |" in doc
     assert "recommender:1 10 (10); recommender:2 10 (10); recommender:3 25 (20)" in doc
     assert "No stage was capped." in doc and "**alternate > rec-only**" in doc
     assert "rec-only − id-only" in doc and "**rec-only > id-only**" in doc
-    assert record["section"] == seeds_bench.SECTION and len(record["rows"]) == 12
+    assert f"**{seeds_bench.SHORT[seeds_bench.GENTLE]} > rec-only**" in doc
+    assert record["section"] == seeds_bench.SECTION and len(record["rows"]) == 15
     assert record["summary"]["verdicts"]["rec-only - id-only"] == {"Scientific": "rec-only > id-only"}
     row = next(r for r in record["rows"] if r["key"] == "alternate")
     assert [s["intermediate"] for s in row["stages"]] == [True, True, False]
