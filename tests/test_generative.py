@@ -127,6 +127,20 @@ def test_beam_search_returns_hand_computed_best_items(layout):
     assert beam_search(model, _batch([0]), trie, beam_size=20)[0].tolist() == [[12, 11, 15, 14, 13]]
 
 
+@pytest.mark.parametrize("layout", ["padded", "sparse"])
+def test_beam_search_survives_a_non_finite_distribution(layout):
+    """A model that emits NaN (e.g. after an overflow) still yields the domain's items: its
+    log-probabilities count as the floor, which every valid token beats and no masked one reaches."""
+    trie = build_trie(TOKENS, ITEMS, layout)
+    logits = torch.stack([STEP_LOGITS, torch.full_like(STEP_LOGITS, float("nan"))])
+    logits[0, 1, 3] = float("-inf")  # user 0: one allowed token is impossible
+    items, scores = beam_search(FixedLogits(logits), _batch([0, 1]), trie, beam_size=5)
+    assert sorted(items[1].tolist()) == sorted(ITEMS.tolist())  # every item, none invented
+    assert bool(torch.isfinite(scores).all())
+    assert items[0, -1].item() in (11, 12, 15)  # an item through the -inf token ranks last
+    assert scores[0, -1] < -1e29 < scores[0, -4]
+
+
 def _random_trie_case(seed: int, n: int = 150, length: int = 3, codes: int = 6, users: int = 7):
     g = torch.Generator().manual_seed(seed)
     rows = torch.unique(torch.randint(codes, (4 * n, length), generator=g) + codes * torch.arange(length), dim=0)

@@ -200,6 +200,30 @@ def _select_topk(scores: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.
     return values.gather(1, order), index.gather(1, order)
 
 
+class _LogSoftmax:
+    """``log_softmax(logits)`` in float32 (normalised over the whole identifier vocabulary),
+    cleaned only where it is read.
+
+    A beam reads a few allowed tokens of each row's ``V``-wide distribution; replacing NaN and
+    clamping at ``FLOOR`` (so that a valid token always beats a masked one) over every entry cost
+    more than the log-softmax itself on CPU, so both are applied to the gathered values only."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.values = F.log_softmax(logits.float(), dim=-1)  # [R, V]
+
+    @staticmethod
+    def _clean(picked: torch.Tensor) -> torch.Tensor:
+        return picked.nan_to_num(nan=FLOOR).clamp(min=FLOOR)
+
+    def gather_rows(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[R, D]`` tokens per row -> their log-probabilities ``[R, D]``."""
+        return self._clean(self.values.gather(1, tokens))
+
+    def at(self, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Log-probability of ``tokens[i]`` in row ``rows[i]``."""
+        return self._clean(self.values[rows, tokens])
+
+
 def _end_token(model: nn.Module) -> int | None:
     """The token that ends the model's variable-length ids (``None``: fixed-length ids)."""
     end = getattr(model, "end_token", None)
@@ -207,7 +231,7 @@ def _end_token(model: nn.Module) -> int | None:
 
 
 def _expand_sparse(level: TrieLevel, beam_node: torch.Tensor, beam_score: torch.Tensor,
-                   logp: torch.Tensor | None, width: int,
+                   logp: "_LogSoftmax | None", width: int,
                    finished: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
     """Sparse step: every beam's children as one flat list, each user's best ``width`` kept.
     ``finished`` ``[B, kc]``: beams past their end token, whose children add nothing to the score
@@ -223,7 +247,7 @@ def _expand_sparse(level: TrieLevel, beam_node: torch.Tensor, beam_score: torch.
     if logp is None:
         gain = torch.zeros(beam_of_edge.shape, device=nodes.device)
     else:
-        gain = logp[beam_of_edge, token]
+        gain = logp.at(beam_of_edge, token)
         if finished is not None:
             gain = gain.masked_fill(finished.flatten()[beam_of_edge], 0.0)
     score = beam_score.flatten()[beam_of_edge] + gain
@@ -259,7 +283,7 @@ def beam_search(model: nn.Module, batch: dict[str, torch.Tensor], trie: PrefixTr
         logp = None
         if not all_done:  # once every beam is finished, the rest is their padding: no model call
             logits, state = model.step(state, prefix.reshape(b * kc, l))
-            logp = F.log_softmax(logits.float(), dim=-1).nan_to_num(nan=FLOOR).clamp(min=FLOOR)  # [B*kc, V]
+            logp = _LogSoftmax(logits)  # [B*kc, V], read only at the trie's allowed tokens
         width = min(beam_size, level.n_children)
         if level.layout == "padded":
             tokens, child = level.allowed(beam_node)  # [B, kc, D]
@@ -267,7 +291,7 @@ def beam_search(model: nn.Module, batch: dict[str, torch.Tensor], trie: PrefixTr
             if logp is None:
                 lp = torch.zeros(tokens.shape, device=device)
             else:
-                lp = logp.view(b, kc, -1).gather(2, tokens.clamp(min=0))
+                lp = logp.gather_rows(tokens.clamp(min=0).view(b * kc, d)).view(b, kc, d)
                 if end is not None:
                     lp = lp.masked_fill(finished.unsqueeze(2), 0.0)
             cand = (beam_score.unsqueeze(2) + lp).masked_fill(tokens < 0, NEG_INF).view(b, kc * d)
