@@ -12,7 +12,7 @@ domain's identifier trie) and a transfer strategy:
 
 Scale: ``gmc`` and ``tiger`` are sized so that ``mtrec run --plugin gmc`` trains in about five
 minutes on a 2-core CPU with the bundled data (a 2+2-layer T5, one encoder position per history
-item, lr 3e-3 with warm-up and cosine decay, 8 epochs; see GENERATIVE below and the README).  ``gmc-paper`` and
+item, lr 3e-3 with warm-up and cosine decay, 10 epochs; see GENERATIVE below and the README).  ``gmc-paper`` and
 ``tiger-paper`` are the paper's scale (§5.1.4: ~4.5M-parameter T5, 200 epochs, batch 1024), for a GPU.
 
 The five ablations of GMC's Table 4 are single ``--set`` switches on ``gmc`` (see ``ABLATIONS`` and the
@@ -56,19 +56,22 @@ GENERATIVE_PAPER = {
 # * batches of similar history lengths, trimmed to their longest history (the trainer's default);
 # * a shallower T5 (2+2 layers, d_model 128, d_ff 512) with dropout 0.1, batch 128, lr 3e-3 with warm-up and
 #   cosine decay, every training example, validation on every user (a 200-user sample holds a
-#   handful of hits and cannot select epochs).
+#   handful of hits and cannot select epochs), twice.
 GENERATIVE = {
     **GENERATIVE_PAPER,
     "encoder": {"name": "seq2seq", "params": {"d_model": 128, "d_ff": 512, "num_layers": 2,
                                                 "num_decoder_layers": 2, "num_heads": 4, "d_kv": 32,
                                                 "dropout": 0.1, "history": "items"}},
-    "training": {"epochs": 8, "lr": 3e-3, "batch_size": 128, "patience": 3, "lr_schedule": "cosine",
-                 "warmup_steps": 200},
+    # 10 epochs validated twice (at 5 and 10) instead of 8 validated every epoch: +0.0005 average
+    # NDCG@10 on each of 3 seeds for ~15 % more time (a validation on every user costs ~a third of
+    # an epoch); under the cosine decay the last epoch was the best on every seed (README).
+    "training": {"epochs": 10, "eval_every": 5, "lr": 3e-3, "batch_size": 128, "patience": 3,
+                 "lr_schedule": "cosine", "warmup_steps": 200},
 }
 QUICK_GENERATIVE = {
     "encoder": QUICK_ENCODER,
     "decoder": {"params": {"beam_size": 10}},
-    "training": {"epochs": 2, "patience": 1, "max_train_examples": 4000, "warmup_steps": 20},
+    "training": {"epochs": 2, "eval_every": 1, "patience": 1, "max_train_examples": 4000, "warmup_steps": 20},
     "evaluation": QUICK_EVAL,
 }
 
