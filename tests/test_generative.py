@@ -436,6 +436,40 @@ def test_unified_then_lora_with_sasrec(plugins, tmp_path, monkeypatch):
     assert default_target_modules(run.build_encoder()) == ["qkv", "out"]
 
 
+@pytest.mark.parametrize("sample", [None, 50])
+def test_lora_stages_reuse_the_unified_validation_only_when_it_is_the_same_computation(plugins, tmp_path,
+                                                                                      monkeypatch, sample):
+    seen: dict[str, tuple] = {}
+    original_train = trainer.train_stage
+
+    def recompute_epoch_0(run, model, stage):
+        if stage.score_start:  # what validating the starting model on this stage's domain gives
+            seen[stage.name] = (stage.start_validation, run.evaluate({stage.domains[0]: model}, "valid", stage.domains))
+        return original_train(run, model, stage)
+
+    monkeypatch.setattr(trainer, "train_stage", recompute_epoch_0)
+    overrides = ["encoder.params.hidden=16", "transfer.name=unified-then-lora", "transfer.params.r=4",
+                 "transfer.params.lora_epochs=1", "training.epochs=2", "training.max_train_examples=300"]
+    if sample is not None:
+        overrides.append(f"evaluation.valid_max_users={sample}")
+    resolved = resolve(plugins.catalogue, "sasrec", quick=True, overrides=overrides)
+    resolved.config.evaluation.valid_max_users = sample  # quick mode samples users; None: every user
+    outcome = execute_run(resolved, plugins, progress=False, output_root=tmp_path)
+    assert list(seen) == ["lora:Scientific", "lora:Arts", "lora:Office"]
+    unified = outcome.stages[0]
+    for stage in outcome.stages[1:]:
+        reused, recomputed = seen[stage["name"]]
+        domain = stage["name"].split(":")[1]
+        # a user sample is drawn across the validated domains in turn: only the first domain's is the same
+        if sample is None or domain == "Scientific":
+            assert reused is not None
+            assert reused.metrics == recomputed.metrics and reused.counts == recomputed.counts  # to the bit
+            assert reused.metrics[domain] == unified["best_validation"]["metrics"][domain]
+        else:
+            assert reused is None
+        assert stage["history"][0] == {"epoch": 0, **recomputed.metrics["average"]}
+
+
 def test_incompatible_combinations_are_refused(plugins):
     with pytest.raises(ConfigError, match="generative"):
         resolve(plugins.catalogue, "sasrec", overrides=["decoder.name=trie-beam"])

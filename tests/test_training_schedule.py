@@ -334,11 +334,37 @@ def test_epoch_0_is_neither_redone_nor_logged_twice_after_a_resume(tmp_path, mon
         assert torch.equal(model.state_dict()[key], value)
 
 
+def test_a_start_validation_given_is_epoch_0_without_validating_again(tmp_path):
+    start = Linear().weights()
+    run = fake_run(tmp_path, metric=distance_from(start), epochs=2)
+    given = EvalReport("valid", metrics={"A": {"ndcg@10": 0.5}, "average": {"ndcg@10": 0.5}},
+                       counts={"A": 7, "average": 7})
+    model, result = fit(run, Stage(name="tune", domains=[0], score_start=True, start_validation=given))
+    assert len(run.evaluated) == 2 and 0.0 not in run.evaluated  # epochs 1 and 2 only: epoch 0 was given
+    assert result.history[0] == {"epoch": 0, "ndcg@10": 0.5} and result.best_epoch == 0
+    assert sorted((r["domain"], r["step"]) for r in run.logged if r["split"] == "valid" and r["step"] == 0) == [
+        ("A", 0), ("average", 0)]  # epoch 0's rows reach the registry as if validated
+    assert torch.equal(model.state_dict()["layer.weight"], start["layer.weight"])  # the starting model is kept
+    assert torch.equal(torch.load(tmp_path / "tune.pt")["layer.weight"], start["layer.weight"])
+    assert result.best_validation == {"domains": [0], "metrics": given.metrics, "counts": given.counts}
+
+
+def test_a_stage_result_carries_its_best_epochs_validation_through_its_resume_file(tmp_path):
+    run = fake_run(tmp_path, scripted([0.1, 0.3, 0.2]), epochs=3)
+    _, result = fit(run, Stage(name="fit", domains=[0]))
+    assert result.best_epoch == 2 and result.best_validation["metrics"]["average"] == {"ndcg@10": 0.3}
+    again = fake_run(tmp_path, metric=lambda m: pytest.fail("trained again"), epochs=3)
+    _, restored = fit(again, Stage(name="fit", domains=[0]))  # the same stage, finished: read back
+    assert restored.best_validation == result.best_validation
+    _, unvalidated = fit(fake_run(tmp_path / "n"), Stage(name="fit", domains=[0], validate=False))
+    assert unvalidated.best_validation is None
+
+
 def test_fine_tuning_stages_score_their_start():
     from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
 
     strategy = UnifiedThenLoRA(UnifiedThenLoRAParams())
-    assert strategy._domain_stage("lora:A", 0).score_start  # lora:D and finetune:D
+    assert strategy._domain_stage(None, "lora:A", 0).score_start  # lora:D and finetune:D
     assert not Stage("unified", [0, 1]).score_start  # the default
 
 

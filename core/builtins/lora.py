@@ -12,7 +12,8 @@ Stages:
    ``mode: full`` fine-tunes a full copy of the unified model per domain (stages ``finetune:D``);
    ``mode: none`` uses the unified model for every domain (Table 4's "w/o LoRA").  Each
    per-domain stage first scores the unified model it starts from (epoch 0) and keeps it when no
-   epoch beats it on ``D``'s validation.
+   epoch beats it on ``D``'s validation; that score is the unified stage's own validation of ``D``
+   at its best epoch whenever it is the same computation (``reusable_validation``), so it is free.
 
 ``loss_weighting`` borrows another strategy's loss combiner for the unified stage: any registered
 transfer that provides ``loss-weighting`` (e.g. SyNCRec's ``ntg-weighting``), given as
@@ -49,7 +50,14 @@ from mtrec.components import Catalogue, Component, Params
 from mtrec.errors import ConfigError, UserError
 from mtrec.files import atomic_torch_save, atomic_write_text
 from mtrec.training.checkpoint import UnsafeFileError, load_tensors, member, read_json
-from mtrec.training.stage import LOSS_WEIGHTING, Stage, combine_by_count, combine_equally
+from mtrec.training.stage import (
+    LOSS_WEIGHTING,
+    Stage,
+    StageResult,
+    combine_by_count,
+    combine_equally,
+    reusable_validation,
+)
 
 if TYPE_CHECKING:
     from mtrec.components import Run
@@ -241,6 +249,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
     def __init__(self, params: UnifiedThenLoRAParams, run: "Run | None" = None) -> None:
         self.params = params
         self.combiner: Any = None  # the borrowed loss combiner of the unified stage, if any
+        self.unified_result: StageResult | None = None  # the unified stage's, once trained
 
     def unified_combiner(self, run: "Run", model: nn.Module) -> Any:
         """How the unified stage turns per-domain losses into one: ``domain_weighting``, or the
@@ -267,19 +276,24 @@ class UnifiedThenLoRA(ModelSetStrategy):
             target_modules=list(p.target_modules) if p.target_modules else default_target_modules(model),
         )
 
-    def _domain_stage(self, name: str, d: int, parameters: Any = None) -> Stage:
+    def _domain_stage(self, run: "Run", name: str, d: int, parameters: Any = None) -> Stage:
         """A per-domain stage (``lora:D``, ``finetune:D``): it starts from the unified model (a fresh
         LoRA adapter has B = 0, so the adapted model equals the base), which is scored as epoch 0
-        and kept when no epoch on ``D`` beats it."""
+        and kept when no epoch on ``D`` beats it.  That score is the unified stage's own validation
+        of ``D`` at its best epoch when it is exactly the same computation (``reusable_validation``)."""
         p = self.params
+        start = reusable_validation(run, self.unified_result, d) if self.unified_result is not None else None
         return Stage(name=name, domains=[d], parameters=parameters, lr=p.lora_lr, batch_size=p.lora_batch_size,
-                     epochs=p.lora_epochs, score_start=True)
+                     epochs=p.lora_epochs, score_start=True, start_validation=start)
 
     def train_unified(self, run: "Run") -> nn.Module:
-        """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds)."""
+        """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds;
+        one that sets ``unified_result`` to its last stage's result lets the per-domain stages reuse
+        its validation as their epoch 0)."""
         model = run.build_encoder()
-        run.train_stage(model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
-                                     combine=self.unified_combiner(run, model)))
+        self.unified_result = run.train_stage(
+            model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
+                         combine=self.unified_combiner(run, model)))
         return model
 
     def execute(self, run: "Run") -> dict[int, nn.Module]:
@@ -301,7 +315,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
             for d in run.target_domains:
                 copy = run.build_encoder()
                 copy.load_state_dict(unified)
-                run.train_stage(copy, self._domain_stage(f"finetune:{domains[d]}", d))
+                run.train_stage(copy, self._domain_stage(run, f"finetune:{domains[d]}", d))
                 models[d] = copy
             return models
         config = self.lora_config(model)
@@ -314,7 +328,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
             view.activate()
             run.train_stage(
                 view,
-                self._domain_stage(f"lora:{domains[d]}", d, lambda m, name=names[d]: adapter_parameters(m, name)),
+                self._domain_stage(run, f"lora:{domains[d]}", d, lambda m, name=names[d]: adapter_parameters(m, name)),
             )
             views[d] = view
         return views

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+import numpy as np
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from mtrec.components import Run
+    from mtrec.evaluation.evaluator import EvalReport
 
 
 # Capabilities about losses (see Component.provides):
@@ -60,6 +65,9 @@ class Stage:
     ``score_start`` (for stages that fine-tune weights an earlier stage trained): the model the
     stage starts from is validated before epoch 1 and logged as epoch 0; it is the best epoch to
     beat, so when no epoch beats it the stage ends with the starting weights (best_epoch 0).
+    ``start_validation``: that epoch-0 validation, when an earlier stage already computed it for the
+    same weights on the same users (:func:`reusable_validation`); the stage then uses it instead of
+    validating again.
     """
 
     name: str
@@ -74,6 +82,7 @@ class Stage:
     validate: bool = True
     validate_on: list[int] | None = None  # domains whose validation selects the best epoch (default: ``domains``)
     score_start: bool = False  # validate the starting model as epoch 0, the initial best (fine-tuning stages)
+    start_validation: "EvalReport | None" = None  # score_start's epoch 0, already computed (reusable_validation)
     # A round of a longer schedule that a later stage of the same model continues (alternate training's
     # rounds before the last): its epoch count is the method's, not a budget, so it is never flagged capped.
     intermediate: bool = False
@@ -97,3 +106,36 @@ class StageResult:
     # Never set for an intermediate stage (Stage.intermediate), which a later stage continues.
     capped: bool = False
     intermediate: bool = False
+    # The best epoch's validation (None without one): {"domains": validated domain indices,
+    # "metrics": domain name -> metric -> value, "counts": domain name -> users}.  Plain data, so it
+    # travels in the stage's resume file; a later stage starting from these weights may reuse it.
+    best_validation: dict[str, Any] | None = None
+
+
+def reusable_validation(run: "Run", earlier: StageResult, domain: int) -> "EvalReport | None":
+    """``earlier``'s best-epoch validation of ``domain`` alone, as a stage that starts from
+    ``earlier``'s weights and validates on ``domain`` would compute it at its epoch 0; None when
+    that is not guaranteed.
+
+    Guaranteed under the full-ranking protocol when ``domain``'s validation examples are the same
+    rows either way: the evaluator scores each domain's users in batches of their own, so the same
+    weights give the same numbers to the bit.  A sampled protocol draws negatives across all the
+    validated domains at once, and ``evaluation.valid_max_users`` samples users across them, so
+    those cases validate again.  Used for the per-domain fine-tuning stages after a unified stage:
+    their epoch 0 (the unified model) is then free.
+    """
+    from mtrec.evaluation.evaluator import AVERAGE, EvalReport
+
+    done = earlier.best_validation
+    if done is None or domain not in done["domains"] or run.config.evaluation.protocol != "full":
+        return None
+    together = run.examples("valid", list(done["domains"]))
+    alone = run.examples("valid", [domain])
+    rows = together["domain"] == domain
+    if set(together) != set(alone) or any(not np.array_equal(together[k][rows], alone[k]) for k in alone):
+        return None
+    name = run.dataset.domains[domain]
+    if name not in done["metrics"]:
+        return None
+    metrics, count = dict(done["metrics"][name]), int(done["counts"][name])
+    return EvalReport("valid", metrics={name: metrics, AVERAGE: dict(metrics)}, counts={name: count, AVERAGE: count})

@@ -57,6 +57,7 @@ from mtrec.training.stage import Stage, StageResult
 
 if TYPE_CHECKING:
     from mtrec.components import Run
+    from mtrec.evaluation.evaluator import EvalReport
 
 # One line per epoch; `mtrec run` shows it when progress bars are off (a log file, a batch job).
 log = logging.getLogger("mtrec.training")
@@ -93,6 +94,7 @@ class StageState:
     train_seconds: float = 0.0
     elapsed: float = 0.0
     stopped: bool = False
+    best_validation: dict | None = None  # the best epoch's per-domain validation (StageResult.best_validation)
 
     def observe(self, epoch: int, value: float, model: nn.Module) -> bool:
         """Early stopping's bookkeeping after validating ``epoch``: True (and a copy of the
@@ -116,7 +118,9 @@ class StageState:
             from mtrec.errors import UserError
 
             raise UserError(f"{path}: a resume checkpoint of format {version}; this mtrec reads format {cls.VERSION}")
-        return cls(**{f.name: last[f.name] for f in dataclasses.fields(cls)})
+        # best_validation came later within format 1: older files lack it, and it defaults to None.
+        fields = {f.name: last[f.name] for f in dataclasses.fields(cls) if f.name != "best_validation"}
+        return cls(**fields, best_validation=last.get("best_validation"))
 
 
 def train_stage(run: "Run", model: nn.Module, stage: Stage) -> StageResult:
@@ -216,7 +220,8 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     if last is None and stage.score_start and stage.validate:
         # Epoch 0: the starting model is the best to beat (checkpointed, so a resume never redoes it).
         epoch_start = time.perf_counter()
-        metrics, rows = _validate(run, model, stage, 0, state)
+        # An earlier stage may have validated these very weights on these users (start_validation).
+        metrics, rows = _validate(run, model, stage, 0, state, done=stage.start_validation)
         row = {"epoch": 0, **metrics}
         if D.is_main():
             log.info(epoch_line(stage.name, 0, epochs, row, cfg.select_metric, state, time.perf_counter() - epoch_start))
@@ -290,18 +295,23 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
         capped=(not stage.intermediate and state.best_state is not None and epochs_run >= epochs
                 and best_epoch >= epochs_run),
         intermediate=stage.intermediate,
+        best_validation=state.best_validation if state.best_state is not None else None,
     )
 
 
-def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState) -> tuple[dict, list[dict]]:
-    """Validate ``model`` after ``epoch``, update early stopping in ``state`` (a new best is also
-    written to the stage's checkpoint); return the average metrics and the registry rows."""
+def _validate(run: "Run", model: nn.Module, stage: Stage, epoch: int, state: StageState,
+              done: "EvalReport | None" = None) -> tuple[dict, list[dict]]:
+    """Validate ``model`` after ``epoch`` (or take ``done``, its validation already computed),
+    update early stopping in ``state`` (a new best is also written to the stage's checkpoint);
+    return the average metrics and the registry rows."""
     cfg = run.config.training
     judged = stage.validate_on if stage.validate_on is not None else stage.domains
-    report = run.evaluate({d: model for d in judged}, "valid", judged)
-    if state.observe(epoch, report.get(cfg.select_metric), model) and D.is_main():
-        atomic_torch_save(state.best_state, run.checkpoint_path(stage.name))
-    return dict(report.metrics["average"]), report.rows(stage=stage.name, step=epoch)
+    report = done if done is not None else run.evaluate({d: model for d in judged}, "valid", judged)
+    if state.observe(epoch, report.get(cfg.select_metric), model):
+        state.best_validation = {"domains": list(judged), "metrics": report.metrics, "counts": report.counts}
+        if D.is_main():
+            atomic_torch_save(state.best_state, run.checkpoint_path(stage.name))
+    return dict(report.metrics[AVERAGE]), report.rows(stage=stage.name, step=epoch)
 
 
 def _train_epoch(model: nn.Module, tensors: dict[str, torch.Tensor], batches: Any, step: Callable,

@@ -136,8 +136,10 @@ class AlternateTraining(UnifiedThenLoRA):
                 # Only the last round's length is a budget; the earlier ones are the schedule's.
                 last = r == p.rounds
                 epochs = (p.last_round_epochs or p.recommender_epochs) if last else p.recommender_epochs
-                run.train_stage(model, Stage(name=f"recommender:{r}", domains=run.source_domains,
-                                             validate_on=run.target_domains, combine=combine,
-                                             epochs=epochs, score_start=r > 1, intermediate=not last))
+                result = run.train_stage(model, Stage(name=f"recommender:{r}", domains=run.source_domains,
+                                                      validate_on=run.target_domains, combine=combine,
+                                                      epochs=epochs, score_start=r > 1, intermediate=not last))
+                if last:  # the model the per-domain stages start from: their epoch 0 may reuse its validation
+                    self.unified_result = result
         run.identifier.save(Path(run.run_dir) / "identifier")  # the final IDs, not the initial ones
         return model
