@@ -100,7 +100,11 @@ def unified_epoch(args, env: dict) -> dict:
         return res
     data = json.loads(metrics.read_text(encoding="utf-8"))
     unified = next(s for s in data["stages"] if s["name"] == "unified")
-    return {**res, "run_id": data["run_id"], "epochs_run": unified["epochs_run"],
+    # Each epoch's wall seconds, validation included, from its log line: the first holds CUDA's
+    # start-up, so the mean alone overstates an epoch.
+    text = Path(res["log"]).read_text(encoding="utf-8", errors="replace")
+    each = [int(x) for x in re.findall(r"stage unified: epoch \d+/\d+ .*?(\d+) s$", text, re.M)]
+    return {**res, "run_id": data["run_id"], "epochs_run": unified["epochs_run"], "epoch_wall_s": each,
             "seconds_per_epoch": unified["seconds_per_epoch"], "stage_seconds": unified["seconds"],
             "losses": [h["loss"] for h in unified["history"] if "loss" in h], "peak_gpu_mb": unified.get("peak_gpu_mb"),
             "test": data["test"].get("average", {}), "overrides": extra}
@@ -173,8 +177,9 @@ def report(res: dict) -> str:
         f"| CUDA tests (`tests/test_cuda.py`) | {res.get('tests', {}).get('summary', '–')} |",
     ]
     if "seconds_per_epoch" in e:
+        each = ", ".join(str(x) for x in e.get("epoch_wall_s") or [])
         lines.append(f"| unified-stage epoch (gmc-paper) | {e['seconds_per_epoch']:.2f} s/epoch over {e['epochs_run']} "
-                     f"epoch(s); loss {' → '.join(f'{v:.3f}' for v in e['losses'])}; peak GPU "
+                     f"epoch(s) (each epoch's wall s with its validation: {each or '–'}); loss {' → '.join(f'{v:.3f}' for v in e['losses'])}; peak GPU "
                      f"{fmt(e.get('peak_gpu_mb'), 0)} MiB |")
     else:
         lines.append(f"| unified-stage epoch (gmc-paper) | {e.get('status', 'not run')} |")

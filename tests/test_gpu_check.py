@@ -39,6 +39,7 @@ def test_gpu_check_dry_run_writes_a_report_with_numbers(tmp_path):
     assert "amazon-mini" in text
     assert re.search(r"\| CUDA tests \(`tests/test_cuda.py`\) \| \d+ (skipped|passed)", text)
     assert _number(r"\| unified-stage epoch \(gmc-paper\) \| ([0-9.]+) s/epoch", text) > 0
+    assert re.search(r"each epoch's wall s with its validation: \d+[,;)]", text)
     assert _number(r"\| beam-20 throughput [^|]*\| ([0-9.]+) users/s", text) > 0
     for recipe in ("sasrec", "gmc-paper", "tiger-paper"):
         assert re.search(rf"^\| {recipe} \| (finished|timed out|not started)", text, re.M), recipe
