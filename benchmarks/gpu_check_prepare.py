@@ -33,18 +33,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import REPO, log  # noqa: E402
+from scientific import SCIENTIFIC, spec_text  # noqa: E402
 
 CARRY = Path(os.environ.get("GPU_CHECK_CARRY") or REPO / ".gpu")  # gpu_check.py reads the same variable
-SCIENTIFIC = REPO.parent / "shared" / "datasets" / "Scientific" / "lcrec"
-SPEC = """# Written by benchmarks/gpu_check_prepare.py: Scientific (LC-Rec), as benchmarks/scientific.py reads it.
-name: scientific
-kcore: 0
-split: leave-one-out
-text_fields: [title, brand, categories]
-sources:
-  - {format: lcrec, path: lcrec, domain: Scientific}
-"""
-# The device's python3 is 3.12 on x86-64; versions as pinned for this project's CI.
+# The device's python3 is 3.12 on x86-64; the versions this project's CI installed on 2026-12-04.
 WHEELS = ["pydantic==2.14.4", "pydantic_core==2.50.5", "annotated-types==0.8.0", "typing-inspection==0.4.5",
           "typing_extensions==4.16.0", "SQLAlchemy==2.1.9", "alembic==1.20.1", "Mako==1.4.3", "platformdirs==4.14.9"]
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
@@ -68,7 +60,8 @@ def copy_data() -> Path:
     shutil.copytree(SCIENTIFIC, folder / "lcrec")
     for path in (folder / "lcrec").iterdir():
         path.chmod(0o644)
-    (folder / "dataset.yaml").write_text(SPEC, encoding="utf-8")
+    # relative, so that the dataset's fingerprint (and its cached embeddings) is the same there
+    (folder / "dataset.yaml").write_text(spec_text("lcrec", "benchmarks/gpu_check_prepare.py"), encoding="utf-8")
     return folder / "dataset.yaml"
 
 

@@ -36,13 +36,18 @@ CPU_BUDGET_MIN = 45  # the issue's budget per generative recipe, in CPU-minutes
 GOAL = 0.045
 
 
+def spec_text(path: Path | str, writer: str = "benchmarks/scientific.py") -> str:
+    """The dataset spec of Scientific with its source at ``path`` (relative: to the spec's folder)."""
+    return (f"# Written by {writer}\nname: scientific\nkcore: 0\nsplit: leave-one-out\n"
+            "text_fields: [title, brand, categories]\n"
+            f"sources:\n  - {{format: lcrec, path: {path}, domain: Scientific}}\n")
+
+
 def spec_file(work: Path) -> Path:
     if not SCIENTIFIC.is_dir():
         raise SystemExit(f"{SCIENTIFIC} is missing: run with the shared datasets beside the repository")
     spec = work / "scientific.yaml"
-    spec.write_text("# Written by benchmarks/scientific.py\nname: scientific\nkcore: 0\nsplit: leave-one-out\n"
-                    "text_fields: [title, brand, categories]\n"
-                    f"sources:\n  - {{format: lcrec, path: {SCIENTIFIC}, domain: Scientific}}\n", encoding="utf-8")
+    spec.write_text(spec_text(SCIENTIFIC), encoding="utf-8")
     return spec
 
 
