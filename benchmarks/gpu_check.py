@@ -5,9 +5,9 @@
 1. the CUDA tests (``tests/test_cuda.py``: bf16 autocast, ``training.compile``, DDP over nccl);
 2. the unified-stage epoch time of ``gmc-paper`` (the paper-scale recipe, two epochs);
 3. beam-20 users/s of that model over test histories;
-4. as much of ``sasrec``, ``gmc-paper`` and ``tiger-paper`` (their own defaults) as fits in the
-   time left, all three at once (the GPU is far from busy with one), each an ``mtrec run`` under
-   ``timeout``.
+4. as much of ``sasrec``, ``gmc-paper`` and ``tiger-paper`` (their own defaults; ``--run`` names
+   others, with overrides) as fits in the time left, all at once (the GPU is far from busy with
+   one), each an ``mtrec run`` under ``timeout``.
 
 Data (``--dataset``): Scientific (``datasets/Scientific/lcrec``, all 8,317 users) when
 ``benchmarks/gpu_check_prepare.py`` has put it, with its item embeddings, in the git-ignored
@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -44,7 +45,7 @@ from benchkit import BENCHMARKS_MD, REPO, WORK_ROOT, log, machine_info, write_se
 SECTION = "gpu-check"
 CARRIED = Path(os.environ.get("GPU_CHECK_CARRY") or REPO / ".gpu")  # written by gpu_check_prepare.py
 DATASET = "amazon-mini"
-RECIPES = ["sasrec", "gmc-paper", "tiger-paper"]  # the cheapest first: it is the likeliest to finish
+RECIPES = ["sasrec", "gmc-paper", "tiger-paper"]  # the default --run set
 METRICS = ["recall@10", "ndcg@10"]
 
 # --dry-run: tiny sizes on the CPU (the recipes' --quick profiles, fewer examples and users).
@@ -118,30 +119,43 @@ def throughput(args, run_id: str) -> dict:
     return {**out, "wall_s": time.perf_counter() - t0}
 
 
+def parse_run(text: str) -> tuple[str, list[str]]:
+    """``--run 'gmc-paper encoder.params.history=items'`` -> the recipe and its ``--set`` arguments."""
+    if not text.split():
+        raise ValueError("--run '': name a recipe")
+    recipe, *sets = text.split()
+    bad = [x for x in sets if "=" not in x]
+    if bad:
+        raise ValueError(f"--run {text!r}: {bad[0]!r} is not key=value")
+    return recipe, [arg for x in sets for arg in ("--set", x)]
+
+
 def full_runs(args, env: dict, deadline: float) -> list[dict]:
-    """Every recipe at once, each until it finishes or the deadline: a model of a few million
-    parameters leaves the GPU mostly idle, so one after another would waste two thirds of the time."""
+    """Every ``--run`` at once, each until it finishes or the deadline: a model of a few million
+    parameters leaves the GPU mostly idle, so one after another would waste most of the time."""
     left = deadline - time.monotonic()
     if left < 20:
-        return [{"recipe": r, "status": "not started (no time left)"} for r in RECIPES]
+        return [{"recipe": r, "status": "not started (no time left)"} for r in args.runs]
     run_env = dict(env)
     if not args.dry_run:  # 16 cores there: a few torch threads each for the host-side work
         run_env.update(OMP_NUM_THREADS=str(args.run_threads), MKL_NUM_THREADS=str(args.run_threads))
     jobs = {}
-    for recipe in RECIPES:
-        metrics = args.work / "runs" / recipe / "metrics.json"
+    for i, label in enumerate(args.runs):
+        recipe, sets = parse_run(label)
+        folder = args.work / "runs" / (recipe if len(sets) == 0 else f"{i}-{recipe}")
+        metrics = folder / "metrics.json"
         metrics.unlink(missing_ok=True)
         extra = (DRY + (DRY_RQ if recipe != "sasrec" else [])) if args.dry_run else \
             ["--set", f"training.threads={args.run_threads}"]
-        jobs[recipe] = (metrics, extra)
-    with ThreadPoolExecutor(len(RECIPES)) as pool:
-        futures = {recipe: pool.submit(run_timed, recipe, mtrec_cmd(recipe, args, metrics, extra, None),
-                                       args.work / "runs" / recipe / "stdout.log", run_env, left)
-                   for recipe, (metrics, extra) in jobs.items()}
+        jobs[label] = (recipe, folder, metrics, extra + sets)
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        futures = {label: pool.submit(run_timed, label, mtrec_cmd(recipe, args, metrics, extra, None),
+                                      folder / "stdout.log", run_env, left)
+                   for label, (recipe, folder, metrics, extra) in jobs.items()}
     rows = []
-    for recipe, (metrics, extra) in jobs.items():
-        res = futures[recipe].result()
-        row = {"recipe": recipe, "overrides": extra, **res}
+    for label, (recipe, folder, metrics, extra) in jobs.items():
+        res = futures[label].result()
+        row = {"recipe": label, "overrides": extra, **res}
         if res["status"] == "finished":
             data = json.loads(metrics.read_text(encoding="utf-8"))
             row["test"] = data["test"].get("average", {})
@@ -165,7 +179,7 @@ def report(res: dict) -> str:
     lines = [
         f"## GPU check ({res['started'][:10]}, {'dry run' if a['dry_run'] else a['device']})",
         "",
-        f"- **Mode:** {mode}. **Command:** `bash benchmarks/gpu_check.sh {' '.join(a['argv'])}`.",
+        f"- **Mode:** {mode}. **Command:** `bash benchmarks/gpu_check.sh {shlex.join(a['argv'])}`.",
         f"- **Machine:** {m.get('gpu') or 'no GPU'}; {m['cpu']}, {m['cores']} cores; torch {m['torch']}, "
         f"Python {m['python']}. **When:** {res['started'][:16].replace('T', ' ')}, {res.get('wall_s', 0):.0f} s in all.",
         f"- **Data:** {res['data']} for every step, full ranking per domain. The multi-domain benchmark of "
@@ -190,7 +204,7 @@ def report(res: dict) -> str:
         lines.append(f"| beam-20 throughput (gmc-paper model, test histories) | {tp.get('error', 'not run')} |")
     lines += ["", "Full runs (recipe defaults" + (", dry run: `--quick` and tiny overrides" if a["dry_run"]
               else f", `training.threads={a.get('run_threads')}`")
-              + "), all three at once, each under `timeout` with the time left; a run that timed out shows "
+              + f"), all {len(a.get('runs') or RECIPES)} at once, each under `timeout` with the time left; a run that timed out shows "
               "its last epoch line (best validation so far):", "",
               "| recipe | status | wall s | stages (epochs run, s/epoch) | " + " | ".join(f"test avg {x}" for x in METRICS)
               + " | last epoch line |",
@@ -214,7 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", help="bundled name or dataset spec [.gpu/scientific/dataset.yaml when "
                    f"gpu_check_prepare.py wrote it, else {DATASET}]")
     p.add_argument("--run-threads", type=int, default=4, help="torch threads of each full run on the GPU [4]")
+    p.add_argument("--run", dest="runs", action="append", metavar="'RECIPE [KEY=VALUE ...]'",
+                   help="a full run: a recipe and its --set overrides, e.g. 'gmc-paper encoder.params.history=items'; "
+                   f"repeat for more, all run at once [{', '.join(RECIPES)}]")
     args = p.parse_args(argv)
+    args.runs = args.runs or list(RECIPES)
+    for label in args.runs:
+        try:
+            parse_run(label)  # a malformed --run stops here, before minutes of GPU time
+        except ValueError as exc:
+            p.error(str(exc))
     started = dt.datetime.now()
     t0 = time.monotonic()
     args.device = "cpu" if args.dry_run else "cuda"
@@ -251,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.dataset).resolve() == carried_spec.resolve() else f"`{args.dataset}`")
     res: dict = {"started": started.isoformat(timespec="seconds"), "machine": machine, "data": data,
                  "args": {"dry_run": args.dry_run, "device": args.device, "budget": args.budget, "argv": argv,
-                          "dataset": args.dataset, "run_threads": args.run_threads}}
+                          "dataset": args.dataset, "run_threads": args.run_threads, "runs": args.runs}}
 
     def save() -> None:
         res["wall_s"] = time.monotonic() - t0

@@ -77,11 +77,23 @@ def test_gpu_check_runs_on_carried_scientific_without_the_text_model_weights(tmp
                            env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where == str((stand_in / "model").resolve())  # the stand-in shadows the real package
     proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(report),
-                           "--work", str(tmp_path / "work"), "--budget", "200"],
+                           "--work", str(tmp_path / "work"), "--budget", "200",
+                           "--run", "sasrec", "--run", "sasrec training.batch_size=64"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = report.read_text(encoding="utf-8")
     assert "Scientific (`datasets/Scientific/lcrec`" in text and "amazon-mini" not in text
+    # --run: a recipe with its overrides, as its own row; the overrides reach the command
+    assert re.search(r"^\| sasrec training.batch_size=64 \| finished \|", text, re.M), text
+    assert re.search(r"sasrec training.batch_size=64: .*--set training.batch_size=64", proc.stdout)
+    assert "gmc-paper |" not in text.split("Full runs")[1]  # only the runs asked for
     # gmc-paper needs the item embeddings: it ran, so the carried ones were found and nothing was encoded
     assert _number(r"\| unified-stage epoch \(gmc-paper\) \| ([0-9.]+) s/epoch", text) > 0
     assert re.search(r"^\| sasrec \| finished \|", text, re.M), text
+
+
+def test_gpu_check_refuses_a_malformed_run_before_it_starts(tmp_path):
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--work", str(tmp_path),
+                           "--run", "gmc-paper history"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "'history' is not key=value" in proc.stderr and "Traceback" not in proc.stderr
+    assert not list(tmp_path.iterdir())  # nothing was run
