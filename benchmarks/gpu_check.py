@@ -233,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
                    f"repeat for more, all run at once [{', '.join(RECIPES)}]")
     args = p.parse_args(argv)
     args.runs = args.runs or list(RECIPES)
+    if len(set(args.runs)) < len(args.runs):
+        p.error("--run: the same run twice (each writes its own row and folder)")
     for label in args.runs:
         try:
             parse_run(label)  # a malformed --run stops here, before minutes of GPU time

@@ -97,3 +97,7 @@ def test_gpu_check_refuses_a_malformed_run_before_it_starts(tmp_path):
                            "--run", "gmc-paper history"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "'history' is not key=value" in proc.stderr and "Traceback" not in proc.stderr
     assert not list(tmp_path.iterdir())  # nothing was run
+    twice = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--work", str(tmp_path),
+                            "--run", "sasrec", "--run", "sasrec"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert twice.returncode == 2 and "the same run twice" in twice.stderr
+    assert not list(tmp_path.iterdir())
