@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = machine_info()
     machine["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
     data = ("Scientific (`datasets/Scientific/lcrec`, 8,317 users, 4,344 items; carried in `.gpu/`, item "
-            "embeddings computed before the call)" if args.dataset.endswith("dataset.yaml") and
-            Path(args.dataset).resolve() == carried_spec.resolve() else f"`{args.dataset}`")
+            "embeddings computed before the call)" if Path(args.dataset).resolve() == carried_spec.resolve()
+            else f"`{args.dataset}`")
     res: dict = {"started": started.isoformat(timespec="seconds"), "machine": machine, "data": data,
                  "args": {"dry_run": args.dry_run, "device": args.device, "budget": args.budget, "argv": argv,
                           "dataset": args.dataset, "run_threads": args.run_threads, "runs": args.runs}}
