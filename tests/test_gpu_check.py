@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -61,7 +62,7 @@ def test_gpu_check_runs_on_carried_scientific_without_the_text_model_weights(tmp
     carry = tmp_path / "carry"
     env = dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="", GPU_CHECK_CARRY=str(carry))
     env.pop("OUT", None)
-    prep = subprocess.run([sys.executable, "benchmarks/gpu_check_prepare.py", "--no-wheels"],
+    prep = subprocess.run([sys.executable, "benchmarks/gpu_check_prepare.py", "--no-wheels", "--datasets", "scientific"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert prep.returncode == 0, prep.stdout[-3000:] + prep.stderr[-3000:]
     assert (carry / "scientific" / "lcrec" / "Scientific.inter.json").is_file()
@@ -90,6 +91,69 @@ def test_gpu_check_runs_on_carried_scientific_without_the_text_model_weights(tmp
     # gmc-paper needs the item embeddings: it ran, so the carried ones were found and nothing was encoded
     assert _number(r"\| unified-stage epoch \(gmc-paper\) \| ([0-9.]+) s/epoch", text) > 0
     assert re.search(r"^\| sasrec \| finished \|", text, re.M), text
+
+
+def test_gpu_check_runs_on_the_carried_multidomain_benchmark(tmp_path):
+    """The multi-domain benchmark travels as its samples, a relative spec and float16 embeddings of
+    the rows mtrec does not ship; there, the float32 cache file is rebuilt and the runs use it."""
+    if not (REPO.parent / "shared" / "datasets" / "Microlens").is_dir():
+        pytest.skip("../shared/datasets is not available (clone with ../shared beside the repo)")
+    import numpy as np
+
+    carry = tmp_path / "carry"
+    env = dict(os.environ, PYTHON=sys.executable, CUDA_VISIBLE_DEVICES="", GPU_CHECK_CARRY=str(carry))
+    env.pop("OUT", None)
+    env.pop("MTREC_CACHE_DIR", None)
+    prep = subprocess.run([sys.executable, "benchmarks/gpu_check_prepare.py", "--no-wheels", "--datasets", "multidomain",
+                           "--scientific-users", "40", "--microlens-users", "40"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert prep.returncode == 0, prep.stdout[-3000:] + prep.stderr[-3000:]
+    folder = carry / "multidomain"
+    spec = (folder / "dataset.yaml").read_text(encoding="utf-8")
+    assert "path: scientific-40-2024," in spec and "path: microlens-40-2024," in spec
+    assert "path: ../../" in spec and "amazon-mini/artsoffice" in spec  # the tree's copy, by a relative path
+    meta = json.loads((folder / "embeddings.json").read_text(encoding="utf-8"))
+    rows = np.load(folder / "embeddings-rows.npy")
+    carried = np.load(folder / "embeddings.f16.npy")
+    assert carried.dtype == np.float16 and carried.shape == (meta["carried_rows"], meta["dim"]) == (rows.size, 384)
+    assert 0 < rows.size < meta["n_items"]  # Arts and Office come from the vectors mtrec ships
+    assert not (carry / "scientific").exists()
+
+    report = tmp_path / "benchmarks.md"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(carry / "site"), env.get("PYTHONPATH")]))
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--dry-run", "--out", str(report),
+                           "--work", str(tmp_path / "work"), "--budget", "200", "--run", "sasrec"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = report.read_text(encoding="utf-8")
+    assert "the multi-domain benchmark of `benchmarks/generative.py` (Scientific 40 users" in text
+    assert f"float16 for the {rows.size:,} of {meta['n_items']:,} items" in text
+    # the rebuilt float32 file: the carried rows (float16 -> float32) and the shipped rest
+    built = list((tmp_path / "work" / "cache" / "embeddings").glob(f"{meta['fingerprint']}-*.npy"))
+    assert len(built) == 1, list((tmp_path / "work" / "cache").rglob("*.npy"))
+    table = np.load(built[0])
+    assert table.dtype == np.float32 and table.shape == (meta["n_items"] + 1, 384)
+    assert np.array_equal(table[rows], carried.astype(np.float32))
+    assert not table[0].any() and (np.abs(np.linalg.norm(table[1:], axis=1) - 1) < 1e-2).all()  # MiniLM: unit norm
+    # gmc-paper needs every item's embedding and the stand-in cannot encode: it ran on the rebuilt file
+    assert _number(r"\| unified-stage epoch \(gmc-paper\) \| ([0-9.]+) s/epoch", text) > 0
+    assert re.search(r"^\| sasrec \| finished \|", text, re.M), text
+
+    # a dataset that is not the one packed is refused before anything runs
+    meta["fingerprint"] = "0" * 16
+    (folder / "embeddings.json").write_text(json.dumps(meta), encoding="utf-8")
+    refused = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--work", str(tmp_path / "again")],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "is not the one whose embeddings were packed" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
+def test_gpu_check_refuses_a_missing_carried_dataset(tmp_path):
+    env = dict(os.environ, GPU_CHECK_CARRY=str(tmp_path / "nothing"))
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--work", str(tmp_path / "w"),
+                           "--dataset", "multidomain"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "gpu_check_prepare.py` first" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "w").exists()
 
 
 def test_gpu_check_refuses_a_malformed_run_before_it_starts(tmp_path):
