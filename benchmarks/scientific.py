@@ -55,7 +55,10 @@ def overrides_for(recipe: str, args) -> dict:
     sets: dict = {"seed": args.seed, "training.threads": args.threads}
     if recipe != "sasrec":  # sasrec's defaults already train to early stopping
         # every epoch validated, as recorded (the recipes' CPU default validates at epochs 5 and 10 only)
-        sets.update({"training.epochs": args.epochs, "training.patience": args.patience, "training.eval_every": 1})
+        sets.update({"training.epochs": args.epochs, "training.patience": args.patience, "training.eval_every": 1,
+                     # as recorded: the CPU recipes' dropout was 0.1 until 2026-12-04 (now 0.05, tuned for
+                     # their 10-epoch default, not for training to early stopping)
+                     "encoder.params.dropout": 0.1})
     for item in args.set:
         target, _, pair = item.partition(":")
         key, _, value = pair.partition("=")
