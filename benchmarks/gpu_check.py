@@ -284,7 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset == str(CARRIED_SPECS["multidomain"]):  # float32 from the carried float16 and shipped rows
         from gpu_check_prepare import unpack_embeddings
 
-        log(f"item embeddings: {unpack_embeddings(CARRIED_SPECS['multidomain'])}")
+        try:
+            log(f"item embeddings: {unpack_embeddings(CARRIED_SPECS['multidomain'])}")
+        except ValueError as exc:  # a stale .gpu/: prepare it again
+            p.error(f"{exc}; run `python benchmarks/gpu_check_prepare.py` again")
 
     import torch
 

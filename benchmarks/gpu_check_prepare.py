@@ -149,7 +149,7 @@ def unpack_embeddings(spec_path: Path) -> Path:
     """There: rebuild the float32 embeddings file of ``pack_embeddings`` in mtrec's cache
     (``MTREC_CACHE_DIR``) from the carried rows and the vectors mtrec ships; return its path.
 
-    Refuses (SystemExit) when the dataset parsed there is not the one packed here."""
+    Raises ValueError when the dataset parsed there is not the one packed here."""
     import numpy as np
 
     from mtrec.files import atomic_open
@@ -159,7 +159,7 @@ def unpack_embeddings(spec_path: Path) -> Path:
     meta = json.loads((folder / "embeddings.json").read_text(encoding="utf-8"))
     dataset = _load(spec_path)
     if dataset.fingerprint != meta["fingerprint"] or dataset.n_items != meta["n_items"]:
-        raise SystemExit(f"{spec_path}: the dataset parsed here ({dataset.fingerprint}, {dataset.n_items} items) is "
+        raise ValueError(f"{spec_path}: the dataset parsed here ({dataset.fingerprint}, {dataset.n_items} items) is "
                          f"not the one whose embeddings were packed ({meta['fingerprint']}, {meta['n_items']} items)")
     path = embeddings_path(dataset, meta["model"])
     if path.is_file():
@@ -171,7 +171,7 @@ def unpack_embeddings(spec_path: Path) -> Path:
     shipped = shipped_vectors_by_text(meta["model"])
     missing = [i for i, text in enumerate(dataset.item_text) if i and i not in carried and text not in shipped]
     if missing:
-        raise SystemExit(f"{spec_path}: {len(missing)} item texts are neither carried nor shipped (item {missing[0]})")
+        raise ValueError(f"{spec_path}: {len(missing)} item texts are neither carried nor shipped (item {missing[0]})")
     for i, text in enumerate(dataset.item_text):
         if i and i not in carried:
             out[i] = shipped[text]

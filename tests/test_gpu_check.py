@@ -144,7 +144,7 @@ def test_gpu_check_runs_on_the_carried_multidomain_benchmark(tmp_path):
     (folder / "embeddings.json").write_text(json.dumps(meta), encoding="utf-8")
     refused = subprocess.run([sys.executable, "benchmarks/gpu_check.py", "--dry-run", "--work", str(tmp_path / "again")],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert refused.returncode != 0 and "is not the one whose embeddings were packed" in refused.stderr
+    assert refused.returncode == 2 and "is not the one whose embeddings were packed" in refused.stderr
     assert "Traceback" not in refused.stderr
 
 
