@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from unittest.mock import patch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchkit import REPO, log  # noqa: E402
@@ -125,16 +126,11 @@ def pack_embeddings(spec_path: Path, users: tuple[int, int, int]) -> None:
     from mtrec.text import DEFAULT_TEXT_MODEL, encode_item_texts, shipped_vectors_by_text
 
     folder = spec_path.parent
-    before = os.environ.get("MTREC_CACHE_DIR")
-    with tempfile.TemporaryDirectory() as cache:  # the full float32 file stays here
-        os.environ["MTREC_CACHE_DIR"] = cache
+    # the full float32 file stays here, in a cache of its own
+    with tempfile.TemporaryDirectory() as cache, patch.dict(os.environ, {"MTREC_CACHE_DIR": cache}):
         dataset = _load(spec_path)
         vectors = encode_item_texts(dataset, DEFAULT_TEXT_MODEL, progress=True)
         shipped = shipped_vectors_by_text(DEFAULT_TEXT_MODEL)
-    if before is None:
-        os.environ.pop("MTREC_CACHE_DIR")
-    else:
-        os.environ["MTREC_CACHE_DIR"] = before
     rows = np.asarray([i for i, text in enumerate(dataset.item_text) if i and text not in shipped], dtype=np.int64)
     np.save(folder / "embeddings-rows.npy", rows, allow_pickle=False)
     np.save(folder / "embeddings.f16.npy", vectors[rows].astype(np.float16), allow_pickle=False)
@@ -169,12 +165,15 @@ def unpack_embeddings(spec_path: Path) -> Path:
     out[rows] = np.load(folder / "embeddings.f16.npy", allow_pickle=False).astype(np.float32)
     carried = set(rows.tolist())
     shipped = shipped_vectors_by_text(meta["model"])
-    missing = [i for i, text in enumerate(dataset.item_text) if i and i not in carried and text not in shipped]
-    if missing:
-        raise ValueError(f"{spec_path}: {len(missing)} item texts are neither carried nor shipped (item {missing[0]})")
+    missing = []
     for i, text in enumerate(dataset.item_text):
         if i and i not in carried:
-            out[i] = shipped[text]
+            if text in shipped:
+                out[i] = shipped[text]
+            else:
+                missing.append(i)
+    if missing:
+        raise ValueError(f"{spec_path}: {len(missing)} item texts are neither carried nor shipped (item {missing[0]})")
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb", suffix=".npy") as fh:  # a cut-short rebuild leaves no file to trust
         np.save(fh, out, allow_pickle=False)
