@@ -32,6 +32,18 @@ def test_the_ablation_runs_gmc_with_per_domain_codebooks(tmp_path, profile, plug
     assert "--name" in cmd and cmd[cmd.index("--name") + 1] == "bench-gmc-shared-off-2025"
 
 
+@pytest.mark.parametrize("profile", ["cpu", "smoke", "paper"])
+def test_the_unified_off_ablation_trains_one_model_per_domain_on_gmcs_identifier(tmp_path, profile):
+    args = SimpleNamespace(profile=profile, threads=1, device="cpu", work=tmp_path)
+    _, gmc_sets, _ = generative.run_plan("gmc", 2024, args, tmp_path / "spec.yaml")
+    cmd, overrides, _ = generative.run_plan("gmc-unified-off", 2024, args, tmp_path / "spec.yaml")
+    assert overrides["transfer.name"] == "single-domain"
+    # gmc's LoRA settings belong to the transfer the switch replaces; everything else is gmc's
+    assert {k: v for k, v in overrides.items() if k != "transfer.name"} == \
+        {k: v for k, v in gmc_sets.items() if not k.startswith("transfer.params.")}
+    assert "identifier.params.shared_codebooks" not in overrides  # the shared identifier stays
+
+
 def _row(recipe: str, seed: int, value: float) -> dict:
     return {"recipe": recipe, "seed": seed, "overrides": {"training.epochs": 40},
             "test": {"average": {"ndcg@10": value}},
