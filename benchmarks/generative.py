@@ -358,7 +358,7 @@ def verdict(rows: list[dict], seeds: list[int]) -> list[str]:
     groups = by_recipe(rows)
     lines = []
     for a, b in (("gmc", "tiger"), ("gmc", "sasrec"), ("tiger", "sasrec"), ("gmc", "gmc-shared-off"),
-                 ("gmc", "gmc-unified-off"), ("gmc-unified-off", "tiger")):
+                 ("gmc", "gmc-unified-off"), ("gmc-unified-off", "tiger"), ("gmc", "gmc-full-finetune")):
         if a not in groups or b not in groups:
             continue
         c = compare(groups[a], groups[b])
@@ -457,6 +457,11 @@ def section(rows: list[dict], args, machine: dict, pending: list[str]) -> str:
            "(`transfer.name=single-domain`, tiger's training on gmc's codes; gmc's LoRA settings do not apply). The "
            "paper reports that this variant \"drops sharply\" (§5.3)."]
           if "gmc-unified-off" in args.only else []),
+        *(["- **`gmc-full-finetune`** is GMC's Table 4 ablation (5) \"fine-tune all parameters\": the `gmc` run with "
+           "a full copy of the unified model fine-tuned per domain instead of a LoRA adapter (`transfer.params.mode=full`, "
+           "the same lr, batch and epochs as the LoRA stages). The paper finds it \"generally\" a little worse than "
+           "LoRA, better on Office (§5.3)."]
+          if "gmc-full-finetune" in args.only else []),
         pend,
         "",
         "### NDCG@10 on test, mean ± std over seeds",
