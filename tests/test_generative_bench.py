@@ -60,3 +60,23 @@ def test_the_section_compares_gmc_with_its_ablation_paired_by_seed():
     assert "**gmc < gmc-shared-off**" in line
     rows[-1]["stages"][0].update(epochs_run=40, best_epoch=40)  # capped: decides nothing
     assert "not decided" in generative.verdict(rows, seeds)[0]
+
+
+@pytest.mark.parametrize("profile", ["cpu", "smoke", "paper"])
+def test_the_long_fine_tuning_and_tiger_share_one_per_domain_protocol(tmp_path, profile):
+    args = SimpleNamespace(profile=profile, threads=1, device="cpu", work=tmp_path)
+    spec = tmp_path / "spec.yaml"
+    _, gmc_sets, _ = generative.run_plan("gmc", 2024, args, spec)
+    _, tiger_sets, _ = generative.run_plan("tiger", 2024, args, spec)
+    _, long_sets, _ = generative.run_plan("gmc-full-finetune-long", 2024, args, spec)
+    tiger_cmd, tiger8_sets, _ = generative.run_plan("tiger-patience-8", 2024, args, spec)
+    assert tiger_cmd[tiger_cmd.index("--plugin") + 1] == ("tiger-paper" if profile == "paper" else "tiger")
+    # tiger's stages and gmc's per-domain stages: patience 8, the lr halved after every 2 misses
+    assert (tiger8_sets["training.patience"], tiger8_sets["training.lr_decay_patience"]) == (8, 2)
+    assert (long_sets["transfer.params.lora_patience"], long_sets["transfer.params.lora_lr_decay_patience"]) == (8, 2)
+    # everything else is the base recipe's: tiger's own, and gmc's unified stage untouched
+    assert {k: v for k, v in tiger8_sets.items() if k not in ("training.patience", "training.lr_decay_patience")} == \
+        {k: v for k, v in tiger_sets.items() if k != "training.patience"}
+    assert {k: v for k, v in long_sets.items() if not k.startswith("transfer.params.")} == \
+        {k: v for k, v in gmc_sets.items() if not k.startswith("transfer.params.")}
+    assert long_sets["transfer.params.mode"] == "full" and long_sets["transfer.params.lora_lr"] == 3e-3

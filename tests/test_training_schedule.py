@@ -193,6 +193,21 @@ def test_plateau_schedule_with_patience_two_decays_every_second_miss(tmp_path, m
     assert [lrs[k] for k in range(0, 20, 4)] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
 
 
+
+def test_a_stage_own_decay_patience_overrides_the_runs(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch)
+    # the run says decay after every miss; the stage says after every second one (as in the test above)
+    run = fake_run(tmp_path, scripted([0.3, 0.1, 0.1, 0.1, 0.1]), lr_schedule="plateau", epochs=5, patience=9,
+                   lr_decay_patience=1, lr_decay_factor=0.1)
+    fit(run, Stage(name="fit", domains=[0], lr_decay_patience=2))
+    assert [lrs[k] for k in range(0, 20, 4)] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
+
+
+def test_a_stage_own_patience_overrides_the_runs(tmp_path):
+    run = fake_run(tmp_path, scripted([0.3, 0.1, 0.1, 0.1, 0.1, 0.1]), epochs=6, patience=2)
+    _, result = fit(run, Stage(name="fit", domains=[0], patience=4))
+    assert (result.best_epoch, result.epochs_run) == (1, 5)
+
 def test_a_warmup_longer_than_an_epoch_ends_with_the_first_epoch(tmp_path, monkeypatch):
     lrs = record_lrs(monkeypatch)
     # 4 steps an epoch, warmup_steps 10: the warm-up is cut to the first epoch's 4 steps, so epoch 2 runs at
@@ -364,7 +379,12 @@ def test_fine_tuning_stages_score_their_start():
     from mtrec.builtins.lora import UnifiedThenLoRA, UnifiedThenLoRAParams
 
     strategy = UnifiedThenLoRA(UnifiedThenLoRAParams())
-    assert strategy._domain_stage(None, "lora:A", 0).score_start  # lora:D and finetune:D
+    stage = strategy._domain_stage(None, "lora:A", 0)
+    assert stage.score_start  # lora:D and finetune:D
+    assert stage.patience is None and stage.lr_decay_patience is None  # the run's training section decides
+    tuned = UnifiedThenLoRA(UnifiedThenLoRAParams(mode="full", lora_patience=8, lora_lr_decay_patience=2))
+    stage = tuned._domain_stage(None, "finetune:A", 0)
+    assert (stage.patience, stage.lr_decay_patience) == (8, 2)
     assert not Stage("unified", [0, 1]).score_start  # the default
 
 

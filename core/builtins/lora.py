@@ -78,6 +78,13 @@ class UnifiedThenLoRAParams(Params):
     lora_lr: float = Field(5e-4, gt=0, description="Learning rate of the per-domain stages.")
     lora_batch_size: int = Field(512, ge=1)
     lora_epochs: int | None = Field(None, ge=1, description="Per-domain stage epochs (default: training.epochs).")
+    lora_patience: int | None = Field(
+        None, ge=1, description="Per-domain stage patience, in validations (default: training.patience)."
+    )
+    lora_lr_decay_patience: int | None = Field(
+        None, ge=1, description="Per-domain stage, lr_schedule=plateau: validations without a new best before each "
+                                "lr decay (default: training.lr_decay_patience).",
+    )
     domain_weighting: Literal["examples", "equal"] = Field(
         "examples", description="Unified stage: every example weighs the same, or every domain does."
     )
@@ -284,7 +291,8 @@ class UnifiedThenLoRA(ModelSetStrategy):
         p = self.params
         start = reusable_validation(run, self.unified_result, d) if self.unified_result is not None else None
         return Stage(name=name, domains=[d], parameters=parameters, lr=p.lora_lr, batch_size=p.lora_batch_size,
-                     epochs=p.lora_epochs, score_start=True, start_validation=start)
+                     epochs=p.lora_epochs, patience=p.lora_patience, lr_decay_patience=p.lora_lr_decay_patience,
+                     score_start=True, start_validation=start)
 
     def train_unified(self, run: "Run") -> nn.Module:
         """Stage 1: one model on the source domains (subclasses change how, e.g. IDGenRec's rounds;

@@ -79,6 +79,7 @@ class Stage:
     batch_size: int | None = None
     weight_decay: float | None = None
     patience: int | None = None
+    lr_decay_patience: int | None = None  # lr_schedule=plateau: validations without a new best per decay
     validate: bool = True
     validate_on: list[int] | None = None  # domains whose validation selects the best epoch (default: ``domains``)
     score_start: bool = False  # validate the starting model as epoch 0, the initial best (fine-tuning stages)

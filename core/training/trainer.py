@@ -166,6 +166,7 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
     batch_size = stage.batch_size or cfg.batch_size
     weight_decay = cfg.weight_decay if stage.weight_decay is None else stage.weight_decay
     patience = stage.patience or cfg.patience
+    decay_patience = stage.lr_decay_patience or cfg.lr_decay_patience
     device = run.device
     world = D.world()
 
@@ -253,7 +254,7 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
                 metrics, valid_rows = _validate(run, model, stage, epoch, state)
                 rows += valid_rows
                 row.update(metrics)
-                if cfg.lr_schedule == "plateau" and state.since_best and state.since_best % cfg.lr_decay_patience == 0:
+                if cfg.lr_schedule == "plateau" and state.since_best and state.since_best % decay_patience == 0:
                     decay_on_plateau(scheduler, optimizer, cfg.lr_decay_factor)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", best=state.best_epoch,
                                 **{f"val_{cfg.select_metric}": f"{row[cfg.select_metric]:.4f}"})
