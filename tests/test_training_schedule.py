@@ -193,7 +193,6 @@ def test_plateau_schedule_with_patience_two_decays_every_second_miss(tmp_path, m
     assert [lrs[k] for k in range(0, 20, 4)] == pytest.approx([0.05, 0.05, 0.05, 0.005, 0.005])
 
 
-
 def test_a_stage_own_decay_patience_overrides_the_runs(tmp_path, monkeypatch):
     lrs = record_lrs(monkeypatch)
     # the run says decay after every miss; the stage says after every second one (as in the test above)
@@ -207,6 +206,7 @@ def test_a_stage_own_patience_overrides_the_runs(tmp_path):
     run = fake_run(tmp_path, scripted([0.3, 0.1, 0.1, 0.1, 0.1, 0.1]), epochs=6, patience=2)
     _, result = fit(run, Stage(name="fit", domains=[0], patience=4))
     assert (result.best_epoch, result.epochs_run) == (1, 5)
+
 
 def test_a_warmup_longer_than_an_epoch_ends_with_the_first_epoch(tmp_path, monkeypatch):
     lrs = record_lrs(monkeypatch)
