@@ -63,10 +63,15 @@ SHARED = REPO.parent / "shared" / "datasets"
 CACHE = WORK_ROOT / "generative"
 SECTION = "generative"
 RECIPES = ("gmc", "tiger", "sasrec", "gmc-shared-off", "gmc-unified-off", "gmc-full-finetune",
-           "gmc-full-finetune-long", "tiger-patience-8")
+           "gmc-full-finetune-long", "tiger-patience-8", "gmc-t5-paper-size", "tiger-t5-paper-size")
 # patience 8, the lr halved after every 2 validations without a new best: for a stage that trains one domain's
 # model to early stopping, where patience 4 with a halving after every miss stopped stages still learning
 PER_DOMAIN_PATIENCE = {"patience": 8, "lr_decay_patience": 2}
+# The papers' T5 (the seq2seq defaults: 4+4 layers, d_ff 1024, 6 heads of 64) instead of the CPU recipes' 2+2-layer
+# one, at lr 1e-3: at the recipes' 3e-3 it trained slower than the small T5 (docs/benchmarks.md, "A unified model
+# of the papers' size").
+PAPER_T5 = {"encoder.params.d_ff": 1024, "encoder.params.num_layers": 4, "encoder.params.num_decoder_layers": 4,
+            "encoder.params.num_heads": 6, "encoder.params.d_kv": 64, "training.lr": 1e-3}
 # An ablation is a recipe of the table run as another recipe plus its switches (GMC's Table 4, and two variants
 # that put gmc's per-domain stages and tiger's on one protocol).
 ABLATIONS: dict[str, tuple[str, dict]] = {
@@ -77,6 +82,11 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
                                        "transfer.params.lora_batch_size": 128, "transfer.params.lora_epochs": 80,
                                        **{f"transfer.params.lora_{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}),
     "tiger-patience-8": ("tiger", {f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}),
+    # gmc as the paper has it (LoRA at the paper's rate) and tiger, both with the papers' T5 and patience 8 in
+    # every stage; lora_epochs 40 so that the LoRA stages' patience 8 is not cut by the profile's cap of 10
+    "gmc-t5-paper-size": ("gmc", {**PAPER_T5, **{f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()},
+                                  "transfer.params.lora_epochs": 40}),
+    "tiger-t5-paper-size": ("tiger", {**PAPER_T5, **{f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}),
 }
 # what each ablation row is, for the section's header
 ABLATION_NOTES = {
@@ -101,6 +111,13 @@ ABLATION_NOTES = {
     "tiger-patience-8": "`tiger` with the per-domain protocol of `gmc-full-finetune-long` (`training.patience=8`, "
                         "`training.lr_decay_patience=2`): the two differ in gmc's unified model and its shared "
                         "identifier, not in how long a domain's model trains.",
+    "gmc-t5-paper-size": "`gmc` (the paper's per-domain LoRA) with the papers' T5 (4+4 layers, d_ff 1024, 6 heads of "
+                         "64, ~4.5M parameters) instead of the CPU recipe's 2+2-layer one, at lr 1e-3, and patience 8 "
+                         "with the lr halved after every 2 validations without a new best in every stage: one T5 of "
+                         "this size for four domains validated well above the small one (docs/benchmarks.md, \"A "
+                         "unified model of the papers' size\"). About four times the small T5's CPU time.",
+    "tiger-t5-paper-size": "`tiger` with the same T5, lr and patience as `gmc-t5-paper-size`: the pair differs only in "
+                           "what GMC adds.",
 }
 DOMAINS = ["Scientific", "Arts", "Office", "Microlens"]
 METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
@@ -140,21 +157,22 @@ _PROFILES: dict[str, dict[str, dict]] = {
 }
 
 
-def ablation_overrides(base: dict, switches: dict) -> dict:
+def ablation_overrides(base: dict, switches: dict, base_wins: bool = False) -> dict:
     """The base recipe's overrides plus the ablation's switches.  A switch that renames a component
     drops the base's params of that component, as the config layers do (``transfer.name=single-domain``
-    has no ``lora_epochs``)."""
+    has no ``lora_epochs``).  With ``base_wins`` the base's overrides beat a switch of the same key."""
     renamed = {key.removesuffix(".name") for key in switches if key.endswith(".name")}
     kept = {k: v for k, v in base.items() if not any(k.startswith(f"{part}.params.") for part in renamed)}
-    return {**kept, **switches}
+    return {**kept, **switches, **(kept if base_wins else {})}
 
 
-# every profile runs each ablation with its base recipe's overrides plus the ablation's switches
+# every profile runs each ablation with its base recipe's overrides plus the ablation's switches; in the smoke
+# profile its sizes (one epoch, the small T5) beat a switch's: a smoke run checks a row's code path in minutes
 PROFILES: dict[str, dict[str, dict]] = {
-    profile: {**sets, **{name: ablation_overrides(sets[base], switches) for name, (base, switches) in ABLATIONS.items()}}
+    profile: {**sets, **{name: ablation_overrides(sets[base], switches, base_wins=profile == "smoke")
+                         for name, (base, switches) in ABLATIONS.items()}}
     for profile, sets in _PROFILES.items()
 }
-PROFILES["smoke"]["gmc-full-finetune-long"]["transfer.params.lora_epochs"] = 1  # minutes, not 80 epochs
 
 
 # ----------------------------------------------------------------------------- data
@@ -398,7 +416,9 @@ def verdict(rows: list[dict], seeds: list[int]) -> list[str]:
     for a, b in (("gmc", "tiger"), ("gmc", "sasrec"), ("tiger", "sasrec"), ("gmc", "gmc-shared-off"),
                  ("gmc", "gmc-unified-off"), ("gmc-unified-off", "tiger"), ("gmc", "gmc-full-finetune"),
                  ("gmc-full-finetune-long", "tiger-patience-8"), ("gmc-full-finetune-long", "gmc"),
-                 ("tiger-patience-8", "tiger"), ("tiger-patience-8", "sasrec")):
+                 ("tiger-patience-8", "tiger"), ("tiger-patience-8", "sasrec"),
+                 ("gmc-t5-paper-size", "tiger-t5-paper-size"), ("gmc-t5-paper-size", "sasrec"),
+                 ("tiger-t5-paper-size", "tiger-patience-8")):
         if a not in groups or b not in groups:
             continue
         c = compare(groups[a], groups[b])
@@ -466,7 +486,7 @@ def section(rows: list[dict], args, machine: dict, pending: list[str]) -> str:
         f"| {fmt(r['throughput']['users_per_s'], 1)} |" for r in throughput)
     counts = rows[0]["counts"] if rows else {}
     users = ", ".join(f"{d} {counts[d]:,}" for d in DOMAINS if d in counts)
-    pend = (f"\n\n**Not finished when this section was written: {', '.join(pending)}.** Rows and verdicts below "
+    pend = (f"\n\n**Not run, or not finished, when this section was written: {', '.join(pending)}.** Rows and verdicts below "
             "cover the runs that finished.") if pending else ""
     cpu = f"{machine['cpu']}, {machine['cores']} cores" + (", CUDA" if args.device != "cpu" else ", CPU only (no GPU was lent)")
     sci = f"{args.scientific_users:,} users sampled from" if args.scientific_users else "all users of"

@@ -80,3 +80,33 @@ def test_the_long_fine_tuning_and_tiger_share_one_per_domain_protocol(tmp_path, 
     assert {k: v for k, v in long_sets.items() if not k.startswith("transfer.params.")} == \
         {k: v for k, v in gmc_sets.items() if not k.startswith("transfer.params.")}
     assert long_sets["transfer.params.mode"] == "full" and long_sets["transfer.params.lora_lr"] == 3e-3
+
+
+@pytest.mark.parametrize("profile", ["cpu", "smoke"])
+def test_the_paper_size_pair_shares_the_papers_t5_and_differs_only_in_what_gmc_adds(tmp_path, profile):
+    from mtrec.builtins.seq2seq import Seq2SeqParams
+
+    args = SimpleNamespace(profile=profile, threads=1, device="cpu", work=tmp_path)
+    spec = tmp_path / "spec.yaml"
+    _, gmc_sets, _ = generative.run_plan("gmc", 2024, args, spec)
+    _, tiger_sets, _ = generative.run_plan("tiger", 2024, args, spec)
+    _, gmc_big, _ = generative.run_plan("gmc-t5-paper-size", 2024, args, spec)
+    _, tiger_big, _ = generative.run_plan("tiger-t5-paper-size", 2024, args, spec)
+    shape = ("d_ff", "num_layers", "num_decoder_layers", "num_heads", "d_kv")
+    if profile == "smoke":  # the smoke profile's small T5 and single epochs beat a row's switches
+        assert all(gmc_big[f"encoder.params.{k}"] == gmc_sets[f"encoder.params.{k}"] for k in shape)
+        assert gmc_big["transfer.params.lora_epochs"] == 1
+        return
+    # the papers' T5 is the seq2seq encoder's defaults
+    defaults = Seq2SeqParams()
+    assert {k: gmc_big[f"encoder.params.{k}"] for k in shape} == {k: getattr(defaults, k) for k in shape}
+    assert gmc_big["training.lr"] == tiger_big["training.lr"] == 1e-3
+    # the same T5, lr and protocol on both sides; gmc keeps the paper's LoRA, its cap above the patience
+    assert {k: v for k, v in gmc_big.items() if not k.startswith("transfer.params.")} == \
+        {k: v for k, v in tiger_big.items()}
+    assert gmc_big["transfer.params.lora_epochs"] > gmc_big["training.patience"] == 8
+    assert "transfer.params.mode" not in gmc_big
+    # everything else is the base recipe's
+    changed = {f"encoder.params.{k}" for k in shape} | {"training.lr", "training.patience", "training.lr_decay_patience"}
+    assert {k: v for k, v in tiger_big.items() if k not in changed} == \
+        {k: v for k, v in tiger_sets.items() if k not in changed}
