@@ -67,6 +67,7 @@ RECIPES = ("gmc", "tiger", "sasrec", "gmc-shared-off", "gmc-unified-off", "gmc-f
 # patience 8, the lr halved after every 2 validations without a new best: for a stage that trains one domain's
 # model to early stopping, where patience 4 with a halving after every miss stopped stages still learning
 PER_DOMAIN_PATIENCE = {"patience": 8, "lr_decay_patience": 2}
+TRAINING_PATIENCE_8 = {f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}  # for every stage of a run
 # The papers' T5 (the seq2seq defaults: 4+4 layers, d_ff 1024, 6 heads of 64) instead of the CPU recipes' 2+2-layer
 # one, at lr 1e-3: at the recipes' 3e-3 it trained slower than the small T5 (docs/benchmarks.md, "A unified model
 # of the papers' size").
@@ -81,12 +82,11 @@ ABLATIONS: dict[str, tuple[str, dict]] = {
     "gmc-full-finetune-long": ("gmc", {"transfer.params.mode": "full", "transfer.params.lora_lr": 3e-3,
                                        "transfer.params.lora_batch_size": 128, "transfer.params.lora_epochs": 80,
                                        **{f"transfer.params.lora_{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}),
-    "tiger-patience-8": ("tiger", {f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}),
+    "tiger-patience-8": ("tiger", TRAINING_PATIENCE_8),
     # gmc as the paper has it (LoRA at the paper's rate) and tiger, both with the papers' T5 and patience 8 in
     # every stage; lora_epochs 40 so that the LoRA stages' patience 8 is not cut by the profile's cap of 10
-    "gmc-t5-paper-size": ("gmc", {**PAPER_T5, **{f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()},
-                                  "transfer.params.lora_epochs": 40}),
-    "tiger-t5-paper-size": ("tiger", {**PAPER_T5, **{f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}),
+    "gmc-t5-paper-size": ("gmc", {**PAPER_T5, **TRAINING_PATIENCE_8, "transfer.params.lora_epochs": 40}),
+    "tiger-t5-paper-size": ("tiger", {**PAPER_T5, **TRAINING_PATIENCE_8}),
 }
 # what each ablation row is, for the section's header
 ABLATION_NOTES = {

@@ -82,21 +82,19 @@ def test_the_long_fine_tuning_and_tiger_share_one_per_domain_protocol(tmp_path, 
     assert long_sets["transfer.params.mode"] == "full" and long_sets["transfer.params.lora_lr"] == 3e-3
 
 
-@pytest.mark.parametrize("profile", ["cpu", "smoke"])
-def test_the_paper_size_pair_shares_the_papers_t5_and_differs_only_in_what_gmc_adds(tmp_path, profile):
+T5_SHAPE = ("d_ff", "num_layers", "num_decoder_layers", "num_heads", "d_kv")
+
+
+def _plans(tmp_path, profile: str, *recipes: str) -> list[dict]:
+    args = SimpleNamespace(profile=profile, threads=1, device="cpu", work=tmp_path)
+    return [generative.run_plan(r, 2024, args, tmp_path / "spec.yaml")[1] for r in recipes]
+
+
+def test_the_paper_size_pair_shares_the_papers_t5_and_differs_only_in_what_gmc_adds(tmp_path):
     from mtrec.builtins.seq2seq import Seq2SeqParams
 
-    args = SimpleNamespace(profile=profile, threads=1, device="cpu", work=tmp_path)
-    spec = tmp_path / "spec.yaml"
-    _, gmc_sets, _ = generative.run_plan("gmc", 2024, args, spec)
-    _, tiger_sets, _ = generative.run_plan("tiger", 2024, args, spec)
-    _, gmc_big, _ = generative.run_plan("gmc-t5-paper-size", 2024, args, spec)
-    _, tiger_big, _ = generative.run_plan("tiger-t5-paper-size", 2024, args, spec)
-    shape = ("d_ff", "num_layers", "num_decoder_layers", "num_heads", "d_kv")
-    if profile == "smoke":  # the smoke profile's small T5 and single epochs beat a row's switches
-        assert all(gmc_big[f"encoder.params.{k}"] == gmc_sets[f"encoder.params.{k}"] for k in shape)
-        assert gmc_big["transfer.params.lora_epochs"] == 1
-        return
+    tiger_sets, gmc_big, tiger_big = _plans(tmp_path, "cpu", "tiger", "gmc-t5-paper-size", "tiger-t5-paper-size")
+    shape = T5_SHAPE
     # the papers' T5 is the seq2seq encoder's defaults
     defaults = Seq2SeqParams()
     assert {k: gmc_big[f"encoder.params.{k}"] for k in shape} == {k: getattr(defaults, k) for k in shape}
@@ -110,3 +108,10 @@ def test_the_paper_size_pair_shares_the_papers_t5_and_differs_only_in_what_gmc_a
     changed = {f"encoder.params.{k}" for k in shape} | {"training.lr", "training.patience", "training.lr_decay_patience"}
     assert {k: v for k, v in tiger_big.items() if k not in changed} == \
         {k: v for k, v in tiger_sets.items() if k not in changed}
+
+
+def test_the_smoke_profile_keeps_its_small_t5_and_single_epochs_over_a_rows_switches(tmp_path):
+    gmc_sets, gmc_big, long_sets = _plans(tmp_path, "smoke", "gmc", "gmc-t5-paper-size", "gmc-full-finetune-long")
+    assert all(gmc_big[f"encoder.params.{k}"] == gmc_sets[f"encoder.params.{k}"] for k in T5_SHAPE)
+    assert gmc_big["transfer.params.lora_epochs"] == long_sets["transfer.params.lora_epochs"] == 1
+    assert gmc_big["training.patience"] == 8  # a switch the smoke profile does not set still applies
