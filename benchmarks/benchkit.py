@@ -104,18 +104,23 @@ def mtrec_run_command(args: list[str], registry: Path, metrics: Path, overrides:
     return cmd
 
 
-def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict) -> dict:
+def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict, *, continuing: bool = False) -> dict:
     """Run one ``mtrec run`` subprocess (its log, command and metrics under ``run_dir``), sampling
     the load; exit with the log's tail if it fails.  Returns the metrics JSON the run wrote, plus
     ``wall_s``, ``cpu_s`` (the run's own user + system CPU seconds), ``load``, ``started`` and
-    ``finished``."""
+    ``finished``.  ``continuing``: ``cmd`` is an ``mtrec run --resume`` of the run an earlier
+    invocation started in ``run_dir``; its log is appended to and its command kept beside the first."""
     run_dir.mkdir(parents=True, exist_ok=True)
     metrics = Path(cmd[cmd.index("--metrics-json") + 1])
     metrics.unlink(missing_ok=True)
-    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
-    log(f"{label}: running (log {run_dir / 'stdout.log'})")
+    (run_dir / ("command-continued.txt" if continuing else "command.txt")).write_text(shlex.join(cmd) + "\n",
+                                                                                        encoding="utf-8")
+    log(f"{label}: {'continuing' if continuing else 'running'} (log {run_dir / 'stdout.log'})")
     started = dt.datetime.now()
-    with LoadSampler() as load, open(run_dir / "stdout.log", "w", encoding="utf-8") as out:
+    with LoadSampler() as load, open(run_dir / "stdout.log", "a" if continuing else "w", encoding="utf-8") as out:
+        if continuing:
+            out.write(f"\n--- continued {started:%Y-%m-%d %H:%M:%S}: {shlex.join(cmd)}\n")
+            out.flush()
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         # wait4 gives this child's own CPU time, even when other runs go on beside it
@@ -129,6 +134,42 @@ def run_cli(label: str, cmd: list[str], run_dir: Path, env: dict) -> dict:
     return {**result, "wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "load": load.summary(),
             "started": started.isoformat(timespec="seconds"),
             "finished": dt.datetime.now().isoformat(timespec="seconds")}
+
+
+def unfinished_run(home: Path, name: str, expected: dict) -> str | None:
+    """The id of the newest run under ``home/runs`` named ``name`` that did not finish (no
+    ``metrics.json``) and whose config holds every dotted ``expected`` key at its value, or None.
+
+    A benchmark killed with its session leaves such a run; ``mtrec run --resume ID`` continues it
+    from its last checkpoint instead of training it again.  A run whose config differs from what
+    the benchmark would run now (a row redefined since) is not continued."""
+    runs = home / "runs"
+    for folder in sorted(runs.iterdir() if runs.is_dir() else (), reverse=True):  # ids start with the time
+        config_path = folder / "config.json"
+        if (folder / "metrics.json").exists() or not config_path.is_file():
+            continue
+        try:
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            continue
+        if config.get("name") != name:
+            continue
+        if all(_dotted(config, key) == value for key, value in expected.items()):
+            return folder.name
+        log(f"{name}: unfinished run {folder.name} has another config; not continuing it")
+    return None
+
+
+def _dotted(config: dict, key: str):
+    node = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+_MISSING = object()
 
 
 def run_kept(label: str, cmd: list[str], run_dir: Path, env: dict, *, resume: bool, extra: dict) -> dict:

@@ -33,7 +33,8 @@ the lr halved after every 2 validations without a new best): ``gmc-full-finetune
 at the unified stage's lr and batch, trained like a model from scratch) and ``tiger-patience-8``.
 
 The section of docs/benchmarks.md is rewritten after every finished run, so an interrupted benchmark
-still reports what finished; ``--resume`` reuses finished runs.
+still reports what finished; ``--resume`` reuses finished runs and continues, from its last checkpoint,
+a run an earlier invocation started and did not finish (a benchmark killed with its session).
 
     python benchmarks/generative.py                          # gmc, tiger, sasrec and the ablations x 3 seeds
     python benchmarks/generative.py --only gmc tiger --resume
@@ -55,7 +56,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from benchkit import (
-    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, save_results, thread_env, write_section,
+    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, save_results, thread_env, unfinished_run,
+    write_section,
     WORK_ROOT,
 )
 
@@ -255,10 +257,21 @@ def run_recipe(recipe: str, seed: int, args, spec: Path) -> dict:
     cmd, overrides, run_dir = run_plan(recipe, seed, args, spec)
     env = thread_env(args.threads) if args.device == "cpu" else dict(os.environ)
     env["MTREC_HOME"] = str(args.work / "home")
-    res = run_cli(f"{recipe} seed {seed}", cmd, run_dir, env)
+    # with --resume, a run an earlier invocation started and did not finish (killed with its session)
+    # goes on from its last checkpoint, if it was started with the config this row has now
+    earlier = (unfinished_run(args.work / "home", f"bench-{recipe}-{seed}", {"seed": seed, "device": args.device,
+                                                                            **overrides})
+               if args.resume else None)
+    if earlier is not None:
+        cmd = mtrec_run_command(["--resume", earlier], run_dir / "registry.db", run_dir / "metrics.json")
+    res = run_cli(f"{recipe} seed {seed}", cmd, run_dir, env, continuing=earlier is not None)
     return {"recipe": recipe, "seed": seed, "overrides": overrides, "test": res["test"], "counts": res["counts"],
             "stages": res["stages"], "run_id": res["run_id"], "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
             "load": res["load"], "started": res["started"], "finished": res["finished"],
+            # the timings of a continued run cover its last invocation only
+            "continued": earlier is not None,
+            # what a person who prepared the run folder by hand has to say about it (run_dir/note.md)
+            **({"note": (run_dir / "note.md").read_text(encoding="utf-8").strip()} if (run_dir / "note.md").is_file() else {}),
             "registry": str(run_dir / "registry.db"), "identifier": identifier_stats(args.work, res["run_id"])}
 
 
@@ -388,9 +401,21 @@ def seed_table(rows: list[dict]) -> str:
             out.append("| " + " | ".join(
                 [recipe, str(r["seed"])] + [fmt(r["test"].get(d, {}).get("ndcg@10")) for d in DOMAINS]
                 + [fmt(avg[m]) for m in METRICS]
-                + [stages, fmt(r["cpu_s"] / 60 if r.get("cpu_s") is not None else None, 1), f"{r['wall_s'] / 60:.1f}",
-                   fmt((r.get("load") or {}).get("mean_1min"), 1)]) + " |")  # "–": not recorded
+                + [stages, fmt(r["cpu_s"] / 60 if r.get("cpu_s") is not None else None, 1) + mark(r),
+                   f"{r['wall_s'] / 60:.1f}" + mark(r), fmt((r.get("load") or {}).get("mean_1min"), 1)])
+                + " |")  # "–": not recorded
+    if any(r.get("continued") for r in rows):
+        out += ["", "† continued after an interruption (`mtrec run --resume`): CPU and wall minutes cover the last "
+                "invocation only; the stage minutes under the learning curves cover every invocation."]
+    notes = [f"- `{r['recipe']}` seed {r['seed']}: {r['note']}" for group in by_recipe(rows).values() for r in group
+             if r.get("note")]
+    if notes:
+        out += ["", "Notes on single runs:", "", *notes]
     return "\n".join(out)
+
+
+def mark(row: dict) -> str:
+    return "†" if row.get("continued") else ""
 
 
 def identifier_lines(rows: list[dict]) -> list[str]:

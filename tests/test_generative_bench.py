@@ -4,6 +4,7 @@ included, and the verdicts its section reads off hand-made rows.  Nothing is tra
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -115,3 +116,53 @@ def test_the_smoke_profile_keeps_its_small_t5_and_single_epochs_over_a_rows_swit
     assert all(gmc_big[f"encoder.params.{k}"] == gmc_sets[f"encoder.params.{k}"] for k in T5_SHAPE)
     assert gmc_big["transfer.params.lora_epochs"] == long_sets["transfer.params.lora_epochs"] == 1
     assert gmc_big["training.patience"] == 8  # a switch the smoke profile does not set still applies
+
+
+def _run_folder(home: Path, run_id: str, config: dict, finished: bool = False) -> None:
+    folder = home / "runs" / run_id
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config))
+    if finished:
+        (folder / "metrics.json").write_text("{}")
+
+
+def test_resume_continues_the_newest_unfinished_run_started_with_the_rows_config(tmp_path, monkeypatch):
+    args = SimpleNamespace(profile="cpu", threads=1, device="cpu", work=tmp_path, resume=True)
+    _, overrides, run_dir = generative.run_plan("tiger-t5-paper-size", 2025, args, tmp_path / "spec.yaml")
+    config = {"name": "bench-tiger-t5-paper-size-2025", "seed": 2025, "device": "cpu",
+              "encoder": {"params": {"d_ff": 1024, "num_layers": 4, "num_decoder_layers": 4, "num_heads": 6,
+                                     "d_kv": 64}},
+              "training": {"lr": 1e-3, "patience": 8, "lr_decay_patience": 2, "threads": 1}}
+    for key, value in overrides.items():  # the profile's own overrides, as the run recorded them
+        node = config
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    home = tmp_path / "home"
+    _run_folder(home, "20261201-000000-aaaaaa", config)                         # older
+    _run_folder(home, "20261202-000000-bbbbbb", config)                         # the one to continue
+    _run_folder(home, "20261203-000000-cccccc", config, finished=True)          # finished: nothing to continue
+    _run_folder(home, "20261204-000000-dddddd", {**config, "seed": 2026})       # another row's
+    _run_folder(home, "20261205-000000-eeeeee", {**config, "training": {**config["training"], "lr": 3e-3}})
+    calls = []
+
+    def fake_run_cli(label, cmd, folder, env, *, continuing=False):
+        calls.append((cmd, continuing))
+        return {"test": {}, "counts": {}, "stages": [], "run_id": "x", "wall_s": 1.0, "cpu_s": 1.0, "load": {},
+                "started": "", "finished": ""}
+
+    monkeypatch.setattr(generative, "run_cli", fake_run_cli)
+    monkeypatch.setattr(generative, "identifier_stats", lambda work, run_id: {})
+    row = generative.run_recipe("tiger-t5-paper-size", 2025, args, tmp_path / "spec.yaml")
+    (cmd, continuing), = calls
+    # the run started with an lr since changed (eeeeee) is not the row any more; bbbbbb is
+    assert continuing and cmd[cmd.index("--resume") + 1] == "20261202-000000-bbbbbb"
+    assert "--set" not in cmd and "--plugin" not in cmd  # a resumed run keeps the config it started with
+    assert cmd[cmd.index("--metrics-json") + 1] == str(run_dir / "metrics.json") and row["continued"]
+    # without --resume, or with nothing left unfinished, the row starts afresh
+    calls.clear()
+    generative.run_recipe("tiger-t5-paper-size", 2025, SimpleNamespace(**{**vars(args), "resume": False}),
+                          tmp_path / "spec.yaml")
+    generative.run_recipe("tiger-t5-paper-size", 2024, args, tmp_path / "spec.yaml")
+    assert [("--resume" in cmd, continuing) for cmd, continuing in calls] == [(False, False), (False, False)]
