@@ -31,6 +31,9 @@ on gmc's codes).  ``gmc-full-finetune`` is ablation (5) "fine-tune all parameter
 Two rows that are not the paper's put gmc's per-domain stages and tiger's on one protocol (patience 8,
 the lr halved after every 2 validations without a new best): ``gmc-full-finetune-long`` (ablation (5)
 at the unified stage's lr and batch, trained like a model from scratch) and ``tiger-patience-8``.
+Three rows run with the papers' T5 (4+4 layers, ~4.6M parameters, lr 1e-3) and patience 8 in every
+stage: ``gmc-t5-paper-size`` (the paper's LoRA), ``gmc-t5-paper-size-full-finetune`` (the long full
+fine-tuning) and ``tiger-t5-paper-size``.
 
 The section of docs/benchmarks.md is rewritten after every finished run, so an interrupted benchmark
 still reports what finished; ``--resume`` reuses finished runs and continues, from its last checkpoint,
@@ -65,7 +68,8 @@ SHARED = REPO.parent / "shared" / "datasets"
 CACHE = WORK_ROOT / "generative"
 SECTION = "generative"
 RECIPES = ("gmc", "tiger", "sasrec", "gmc-shared-off", "gmc-unified-off", "gmc-full-finetune",
-           "gmc-full-finetune-long", "tiger-patience-8", "gmc-t5-paper-size", "tiger-t5-paper-size")
+           "gmc-full-finetune-long", "tiger-patience-8", "gmc-t5-paper-size", "tiger-t5-paper-size",
+           "gmc-t5-paper-size-full-finetune")
 # patience 8, the lr halved after every 2 validations without a new best: for a stage that trains one domain's
 # model to early stopping, where patience 4 with a halving after every miss stopped stages still learning
 PER_DOMAIN_PATIENCE = {"patience": 8, "lr_decay_patience": 2}
@@ -75,20 +79,32 @@ TRAINING_PATIENCE_8 = {f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items(
 # of the papers' size").
 PAPER_T5 = {"encoder.params.d_ff": 1024, "encoder.params.num_layers": 4, "encoder.params.num_decoder_layers": 4,
             "encoder.params.num_heads": 6, "encoder.params.d_kv": 64, "training.lr": 1e-3}
+
+
+def full_finetune_like_tiger(lr: float) -> dict:
+    """gmc's per-domain stages as a full fine-tuning trained like a model from scratch: the unified stage's
+    ``lr`` and batch 128, an epoch cap of 80, patience 8 with a halving after every 2 misses."""
+    return {"transfer.params.mode": "full", "transfer.params.lora_lr": lr, "transfer.params.lora_batch_size": 128,
+            "transfer.params.lora_epochs": 80,
+            **{f"transfer.params.lora_{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}
+
+
 # An ablation is a recipe of the table run as another recipe plus its switches (GMC's Table 4, and two variants
 # that put gmc's per-domain stages and tiger's on one protocol).
 ABLATIONS: dict[str, tuple[str, dict]] = {
     "gmc-shared-off": ("gmc", {"identifier.params.shared_codebooks": False}),
     "gmc-unified-off": ("gmc", {"transfer.name": "single-domain"}),
     "gmc-full-finetune": ("gmc", {"transfer.params.mode": "full"}),
-    "gmc-full-finetune-long": ("gmc", {"transfer.params.mode": "full", "transfer.params.lora_lr": 3e-3,
-                                       "transfer.params.lora_batch_size": 128, "transfer.params.lora_epochs": 80,
-                                       **{f"transfer.params.lora_{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}),
+    "gmc-full-finetune-long": ("gmc", full_finetune_like_tiger(3e-3)),
     "tiger-patience-8": ("tiger", TRAINING_PATIENCE_8),
     # gmc as the paper has it (LoRA at the paper's rate) and tiger, both with the papers' T5 and patience 8 in
     # every stage; lora_epochs 40 so that the LoRA stages' patience 8 is not cut by the profile's cap of 10
     "gmc-t5-paper-size": ("gmc", {**PAPER_T5, **TRAINING_PATIENCE_8, "transfer.params.lora_epochs": 40}),
     "tiger-t5-paper-size": ("tiger", {**PAPER_T5, **TRAINING_PATIENCE_8}),
+    # the papers' T5 with gmc-full-finetune-long's per-domain stages (at this T5's lr): tiger's protocol per domain,
+    # started from the unified model
+    "gmc-t5-paper-size-full-finetune": ("gmc", {**PAPER_T5, **TRAINING_PATIENCE_8,
+                                                **full_finetune_like_tiger(PAPER_T5["training.lr"])}),
 }
 # what each ablation row is, for the section's header
 ABLATION_NOTES = {
@@ -120,6 +136,12 @@ ABLATION_NOTES = {
                          "unified model of the papers' size\"). About four times the small T5's CPU time.",
     "tiger-t5-paper-size": "`tiger` with the same T5, lr and patience as `gmc-t5-paper-size`: the pair differs only in "
                            "what GMC adds.",
+    "gmc-t5-paper-size-full-finetune": "`gmc-t5-paper-size` with `gmc-full-finetune-long`'s per-domain stages at "
+                                       "this T5's lr (a full copy of the unified model per domain, lr 1e-3, batch "
+                                       "128, patience 8 with the lr halved after every 2 misses, at most 80 epochs): "
+                                       "with the papers' T5 too the paper's LoRA leaves the unified model where it "
+                                       "is; this row asks what a per-domain stage that trains adds to it, against "
+                                       "`tiger-t5-paper-size`.",
 }
 DOMAINS = ["Scientific", "Arts", "Office", "Microlens"]
 METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
@@ -443,7 +465,8 @@ def verdict(rows: list[dict], seeds: list[int]) -> list[str]:
                  ("gmc-full-finetune-long", "tiger-patience-8"), ("gmc-full-finetune-long", "gmc"),
                  ("tiger-patience-8", "tiger"), ("tiger-patience-8", "sasrec"),
                  ("gmc-t5-paper-size", "tiger-t5-paper-size"), ("gmc-t5-paper-size", "sasrec"),
-                 ("tiger-t5-paper-size", "tiger-patience-8")):
+                 ("tiger-t5-paper-size", "tiger-patience-8"), ("gmc-t5-paper-size-full-finetune", "tiger-t5-paper-size"),
+                 ("gmc-t5-paper-size-full-finetune", "gmc-t5-paper-size")):
         if a not in groups or b not in groups:
             continue
         c = compare(groups[a], groups[b])

@@ -111,6 +111,19 @@ def test_the_paper_size_pair_shares_the_papers_t5_and_differs_only_in_what_gmc_a
         {k: v for k, v in tiger_sets.items() if k not in changed}
 
 
+def test_the_paper_size_full_fine_tuning_is_the_long_one_at_the_papers_t5s_lr(tmp_path):
+    gmc_big, long_sets, full_big = _plans(tmp_path, "cpu", "gmc-t5-paper-size", "gmc-full-finetune-long",
+                                          "gmc-t5-paper-size-full-finetune")
+    per_domain = {k: v for k, v in full_big.items() if k.startswith("transfer.params.")}
+    # the long fine-tuning's per-domain protocol, at the unified stage's lr: 1e-3 here, 3e-3 for the small T5
+    assert per_domain == {**{k: v for k, v in long_sets.items() if k.startswith("transfer.params.")},
+                          "transfer.params.lora_lr": full_big["training.lr"]} and full_big["training.lr"] == 1e-3
+    assert long_sets["transfer.params.lora_lr"] == 3e-3 and per_domain["transfer.params.mode"] == "full"
+    # the unified stage is gmc-t5-paper-size's
+    assert {k: v for k, v in full_big.items() if k not in per_domain} == \
+        {k: v for k, v in gmc_big.items() if not k.startswith("transfer.params.")}
+
+
 def test_the_smoke_profile_keeps_its_small_t5_and_single_epochs_over_a_rows_switches(tmp_path):
     gmc_sets, gmc_big, long_sets = _plans(tmp_path, "smoke", "gmc", "gmc-t5-paper-size", "gmc-full-finetune-long")
     assert all(gmc_big[f"encoder.params.{k}"] == gmc_sets[f"encoder.params.{k}"] for k in T5_SHAPE)
