@@ -179,3 +179,15 @@ def test_resume_continues_the_newest_unfinished_run_started_with_the_rows_config
                           tmp_path / "spec.yaml")
     generative.run_recipe("tiger-t5-paper-size", 2024, args, tmp_path / "spec.yaml")
     assert [("--resume" in cmd, continuing) for cmd, continuing in calls] == [(False, False), (False, False)]
+
+
+def test_a_run_of_one_row_keeps_every_finished_row_in_the_record():
+    args = SimpleNamespace(only=["tiger-t5-paper-size"], seeds=[2024], profile="cpu")
+    done = {f"{r}-{s}": {"recipe": r, "seed": s} for r in ("gmc", "tiger", "tiger-t5-paper-size") for s in (2024, 2025)}
+    done["gmc-2031"] = {"recipe": "gmc", "seed": 2031}  # a seed outside the table is not a row of it
+    rows, shown, pending = generative.whole_record(done, args)
+    assert sorted((r["recipe"], r["seed"]) for r in rows) == sorted(
+        (r, s) for r in ("gmc", "tiger", "tiger-t5-paper-size") for s in (2024, 2025))
+    assert shown.seeds == [2024, 2025, 2026] and shown.only == list(generative.RECIPES) and shown.profile == "cpu"
+    assert "tiger-t5-paper-size seed 2026" in pending and "gmc seed 2026" in pending
+    assert "gmc seed 2024" not in pending and len(pending) == 3 * len(generative.RECIPES) - 6
