@@ -37,7 +37,10 @@ fine-tuning) and ``tiger-t5-paper-size``.
 
 The section of docs/benchmarks.md is rewritten after every finished run, so an interrupted benchmark
 still reports what finished; ``--resume`` reuses finished runs and continues, from its last checkpoint,
-a run an earlier invocation started and did not finish (a benchmark killed with its session).
+a run an earlier invocation started and did not finish (a benchmark killed with its session).  With
+``--resume`` a gmc row whose config differs from a finished row's of its seed only in keys its per-domain
+stages read (``transfer.params.mode``, ``transfer.params.lora_*``) starts from that run's identifier and
+unified stage (the same computation) and trains only its per-domain stages; its note says so.
 
     python benchmarks/generative.py                          # gmc, tiger, sasrec and the ablations x 3 seeds
     python benchmarks/generative.py --only gmc tiger --resume
@@ -51,6 +54,8 @@ import json
 import math
 import os
 import random
+import shlex
+import shutil
 import statistics
 import sys
 import threading
@@ -59,7 +64,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from benchkit import (
-    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, save_results, thread_env, unfinished_run,
+    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, save_results, start_run_folder, thread_env,
+    unfinished_run,
     write_section,
     WORK_ROOT,
 )
@@ -276,15 +282,73 @@ def run_plan(recipe: str, seed: int, args, spec: Path) -> tuple[list[str], dict,
     return cmd, overrides, run_dir
 
 
-def run_recipe(recipe: str, seed: int, args, spec: Path) -> dict:
+def plugin_of(recipe: str) -> str:
+    return ABLATIONS[recipe][0] if recipe in ABLATIONS else recipe
+
+
+def per_domain_key(key: str) -> bool:
+    """A key only gmc's per-domain stages read (the unified stage trains the same without it)."""
+    return key == "transfer.params.mode" or key.startswith("transfer.params.lora_")
+
+
+def same_unified_stage(recipe_a: str, sets_a: dict, recipe_b: str, sets_b: dict) -> bool:
+    """Whether two gmc rows (their recipes and overrides) train the same identifier and unified stage."""
+    def rest(sets: dict) -> dict:
+        return {k: v for k, v in sets.items() if not per_domain_key(k)}
+
+    return plugin_of(recipe_a) == plugin_of(recipe_b) == "gmc" and rest(sets_a) == rest(sets_b)
+
+
+def unified_source(recipe: str, seed: int, args, done: dict[str, dict]) -> dict | None:
+    """A finished row of the same seed whose run trained this row's identifier and unified stage (the same
+    recipe and overrides but for the per-domain keys), with its stages' resume files still there."""
+    _, mine, _ = run_plan(recipe, seed, args, Path("unused"))
+    for other in RECIPES:
+        row = done.get(f"{other}-{seed}")
+        if other == recipe or row is None or not same_unified_stage(recipe, mine, other, row["overrides"]):
+            continue
+        if any((args.work / "home" / "runs" / row["run_id"] / "checkpoints" / "resume").glob("*-unified.done.pt")):
+            return row
+    return None
+
+
+def seed_from_unified_stage(recipe: str, seed: int, args, spec: Path, env: dict, source: dict) -> str:
+    """Start this row's run, then give it the identifier and unified stage of ``source`` (a finished row
+    of the same seed, ``unified_source``), so that ``mtrec run --resume`` trains only its per-domain
+    stages.  Returns the new run's id; the row's note says where its first stages came from."""
+    cmd, _, run_dir = run_plan(recipe, seed, args, spec)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
+    runs = args.work / "home" / "runs"
+    run_id = start_run_folder(cmd, env, args.work / "home", run_dir / "stdout.log")
+    src, dst = runs / source["run_id"], runs / run_id
+    shutil.copytree(src / "identifier", dst / "identifier", dirs_exist_ok=True)
+    (dst / "checkpoints" / "resume").mkdir(parents=True, exist_ok=True)
+    for path in [*(src / "checkpoints" / "resume").glob("*-identifier.done.pt"),
+                 *(src / "checkpoints" / "resume").glob("*-unified.done.pt")]:
+        shutil.copy2(path, dst / "checkpoints" / "resume" / path.name)
+    if (src / "checkpoints" / "unified.pt").is_file():
+        shutil.copy2(src / "checkpoints" / "unified.pt", dst / "checkpoints" / "unified.pt")
+    (run_dir / "note.md").write_text(
+        f"its RQ-VAE and unified stage are those of `{source['recipe']}` seed {seed} (run {source['run_id']}: the "
+        "same config up to the per-domain stages" + ("; see that row's note" if source.get("note") else "")
+        + "), copied into this row's run folder and continued with `mtrec run --resume`.\n", encoding="utf-8")
+    log(f"{recipe} seed {seed}: starts from the unified stage of {source['recipe']} seed {seed}")
+    return run_id
+
+
+def run_recipe(recipe: str, seed: int, args, spec: Path, done: dict[str, dict] | None = None) -> dict:
     cmd, overrides, run_dir = run_plan(recipe, seed, args, spec)
     env = thread_env(args.threads) if args.device == "cpu" else dict(os.environ)
     env["MTREC_HOME"] = str(args.work / "home")
     # with --resume, a run an earlier invocation started and did not finish (killed with its session)
-    # goes on from its last checkpoint, if it was started with the config this row has now
+    # goes on from its last checkpoint, if it was started with the config this row has now; a gmc row
+    # whose unified stage another finished row trained starts from that stage
     earlier = (unfinished_run(args.work / "home", f"bench-{recipe}-{seed}", {"seed": seed, "device": args.device,
                                                                             **overrides})
                if args.resume else None)
+    if earlier is None and args.resume and (source := unified_source(recipe, seed, args, done or {})) is not None:
+        earlier = seed_from_unified_stage(recipe, seed, args, spec, env, source)
     if earlier is not None:
         cmd = mtrec_run_command(["--resume", earlier], run_dir / "registry.db", run_dir / "metrics.json")
     res = run_cli(f"{recipe} seed {seed}", cmd, run_dir, env, continuing=earlier is not None)
@@ -590,6 +654,22 @@ def section(rows: list[dict], args, machine: dict, pending: list[str]) -> str:
 
 
 # ----------------------------------------------------------------------------- main
+def unified_followers(todo: list[tuple[str, int]], args) -> dict[tuple[str, int], list[tuple[str, int]]]:
+    """Rows of ``todo`` to run after another row of ``todo`` (the first of their seed in the table's order
+    with the same unified stage), in its thread, so that they start from its unified stage."""
+    followers: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for recipe, seed in todo:
+        _, mine, _ = run_plan(recipe, seed, args, Path("unused"))
+        for other, other_seed in todo:
+            if (other, other_seed) == (recipe, seed):
+                break
+            if other_seed == seed and same_unified_stage(recipe, mine, other, run_plan(other, seed, args,
+                                                                                         Path("unused"))[1]):
+                followers.setdefault((other, seed), []).append((recipe, seed))
+                break
+    return followers
+
+
 def whole_record(done: dict[str, dict], args) -> tuple[list[dict], argparse.Namespace, list[str]]:
     """What the section and the results record show: every run finished in the work folder, whatever this
     invocation trains (``--only`` and ``--seeds`` choose what to run, not what the record keeps, so that
@@ -649,7 +729,9 @@ def main(argv: list[str] | None = None) -> int:
                                    "pending": pending, "rows": rows})
 
     def one(recipe: str, seed: int) -> None:
-        row = run_recipe(recipe, seed, args, spec)
+        with lock:
+            finished = dict(done)
+        row = run_recipe(recipe, seed, args, spec, finished)
         if recipe in ("gmc", "tiger") and seed == args.seeds[0]:  # an ablation has gmc's model shape and decoder
             log(f"{recipe}: measuring beam-{args.beam} throughput")
             row["throughput"] = beam_throughput(args.work, row["run_id"], args.device, args.beam,
@@ -660,12 +742,16 @@ def main(argv: list[str] | None = None) -> int:
             done[f"{recipe}-{seed}"] = row
             results_path.write_text(json.dumps(done, indent=1))
             report()
+        for follower in followers.get((recipe, seed), []):
+            one(*follower)
 
     report()
     if args.render_only:
         return 0
+    followers = unified_followers(todo, args) if args.resume else {}
+    firsts = [job for job in todo if not any(job in jobs for jobs in followers.values())]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for future in as_completed([pool.submit(one, r, s) for r, s in todo]):
+        for future in as_completed([pool.submit(one, r, s) for r, s in firsts]):
             future.result()
     log(f"wrote {args.out} (section {SECTION})")
     return 0

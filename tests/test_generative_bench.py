@@ -191,3 +191,79 @@ def test_a_run_of_one_row_keeps_every_finished_row_in_the_record():
     assert shown.seeds == [2024, 2025, 2026] and shown.only == list(generative.RECIPES) and shown.profile == "cpu"
     assert "tiger-t5-paper-size seed 2026" in pending and "gmc seed 2026" in pending
     assert "gmc seed 2024" not in pending and len(pending) == 3 * len(generative.RECIPES) - 6
+
+
+def test_gmc_rows_that_differ_only_per_domain_share_their_unified_stage(tmp_path):
+    args = SimpleNamespace(profile="cpu", threads=1, device="cpu", work=tmp_path)
+
+    def same(a: str, b: str) -> bool:
+        return generative.same_unified_stage(a, generative.run_plan(a, 2024, args, tmp_path)[1],
+                                             b, generative.run_plan(b, 2024, args, tmp_path)[1])
+
+    assert same("gmc-t5-paper-size", "gmc-t5-paper-size-full-finetune")
+    assert same("gmc", "gmc-full-finetune") and same("gmc-full-finetune", "gmc-full-finetune-long")
+    assert not same("gmc", "gmc-t5-paper-size")            # another T5
+    assert not same("gmc", "gmc-shared-off")               # another identifier
+    assert not same("gmc", "gmc-unified-off")              # no unified stage
+    assert not same("tiger", "tiger")                      # tiger has none either
+    todo = [(r, s) for s in (2025, 2026) for r in ("gmc-t5-paper-size", "tiger-t5-paper-size",
+                                                    "gmc-t5-paper-size-full-finetune")]
+    assert generative.unified_followers(todo, args) == {
+        ("gmc-t5-paper-size", s): [("gmc-t5-paper-size-full-finetune", s)] for s in (2025, 2026)}
+
+
+def test_a_row_starts_from_the_unified_stage_of_a_finished_row_of_its_seed(tmp_path, monkeypatch):
+    args = SimpleNamespace(profile="cpu", threads=1, device="cpu", work=tmp_path, resume=True)
+    runs = tmp_path / "home" / "runs"
+    source = runs / "20261205-000000-source"
+    (source / "identifier").mkdir(parents=True)
+    (source / "identifier" / "semantic_id.json").write_text("{}")
+    (source / "checkpoints" / "resume").mkdir(parents=True)
+    for name in ("000-identifier.done.pt", "001-unified.done.pt", "002-lora_Arts.done.pt"):
+        (source / "checkpoints" / "resume" / name).write_bytes(name.encode())
+    _, sets, _ = generative.run_plan("gmc-t5-paper-size", 2025, args, tmp_path)
+    done = {"gmc-t5-paper-size-2025": {"recipe": "gmc-t5-paper-size", "seed": 2025, "overrides": sets,
+                                       "run_id": source.name}}
+    assert generative.unified_source("gmc-t5-paper-size-full-finetune", 2024, args, done) is None  # another seed
+
+    def fake_start(cmd, env, home, log_path):
+        (home / "runs" / "20261205-000001-new").mkdir(parents=True)
+        log_path.write_text("started\n")
+        return "20261205-000001-new"
+
+    calls = []
+    monkeypatch.setattr(generative, "start_run_folder", fake_start)
+    monkeypatch.setattr(generative, "run_cli", lambda label, cmd, folder, env, *, continuing=False: calls.append(
+        (cmd, continuing)) or {"test": {}, "counts": {}, "stages": [], "run_id": "20261205-000001-new", "wall_s": 1.0,
+                               "cpu_s": 1.0, "load": {}, "started": "", "finished": ""})
+    row = generative.run_recipe("gmc-t5-paper-size-full-finetune", 2025, args, tmp_path / "spec.yaml", done)
+    (cmd, continuing), = calls
+    assert continuing and cmd[cmd.index("--resume") + 1] == "20261205-000001-new"
+    new = runs / "20261205-000001-new"
+    # the identifier and the unified stage travel; the source's per-domain stages do not
+    assert sorted(p.name for p in (new / "checkpoints" / "resume").iterdir()) == \
+        ["000-identifier.done.pt", "001-unified.done.pt"]
+    assert (new / "identifier" / "semantic_id.json").is_file()
+    assert "gmc-t5-paper-size` seed 2025 (run 20261205-000000-source" in row["note"]
+    # tiger trains no unified stage: nothing to start from
+    assert generative.unified_source("tiger-t5-paper-size", 2025, args, done) is None
+
+
+def test_start_run_folder_leaves_a_recorded_resumable_run_with_nothing_trained(tmp_path):
+    from mtrec.registry import open_registry
+
+    benchkit = importlib.import_module("benchkit")
+    registry = tmp_path / "registry.db"
+    cmd = benchkit.mtrec_run_command(["--plugin", "sasrec", "--quick", "--name", "started"], registry,
+                                     tmp_path / "metrics.json")
+    env = {**benchkit.thread_env(1), "MTREC_HOME": str(tmp_path / "home")}
+    run_id = benchkit.start_run_folder(cmd, env, tmp_path / "home", tmp_path / "stdout.log")
+    folder = tmp_path / "home" / "runs" / run_id
+    assert json.loads((folder / "config.json").read_text())["name"] == "started"
+    assert not (folder / "metrics.json").exists() and not (tmp_path / "metrics.json").exists()
+    # at most the identifier (sasrec's is a lookup table, fitted at once): no training stage ran
+    assert {p.name for p in folder.glob("checkpoints/resume/*.done.pt")} <= {"000-identifier.done.pt"}
+    assert open_registry(f"sqlite:///{registry}").get_run(run_id)["status"] == "interrupted"
+    assert f"mtrec run --resume {run_id}" in (tmp_path / "stdout.log").read_text()
+    # it is what unfinished_run finds to continue
+    assert benchkit.unfinished_run(tmp_path / "home", "started", {"recipe": "sasrec"}) == run_id
