@@ -273,7 +273,7 @@ def run_plan(recipe: str, seed: int, args, spec: Path) -> tuple[list[str], dict,
     if args.threads:
         overrides["training.threads"] = args.threads
     # the paper profile runs the paper-scale recipes; the others override the CPU-sized ones
-    plugin = ABLATIONS[recipe][0] if recipe in ABLATIONS else recipe
+    plugin = plugin_of(recipe)
     recipe_name = f"{plugin}-paper" if args.profile == "paper" and plugin != "sasrec" else plugin
     run_dir = args.work / "runs" / f"{recipe}-{seed}"
     cmd = mtrec_run_command(["--plugin", recipe_name, "--dataset", str(spec), "--name", f"bench-{recipe}-{seed}"],
