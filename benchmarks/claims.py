@@ -516,6 +516,17 @@ CLAIMS: list[ClaimSpec] = [
                         domains=["average"], decides=False, optional=True,
                         note="context only: not the paper's per-domain LoRA, which cannot move the unified model on "
                              "this CPU (docs/benchmarks.md, \"What a per-domain stage can recover\")"),
+            SettingSpec("generative", "", "the same benchmark with the papers' T5 (4+4 layers, d_ff 1024) on both "
+                        "sides, lr 1e-3, patience 8",
+                        [Pair("gmc-t5-paper-size", "tiger-t5-paper-size", "TIGER", "gmc, the papers' T5",
+                              "tiger, the papers' T5"),
+                         Pair("gmc-t5-paper-size-full-finetune", "tiger-t5-paper-size", "TIGER",
+                              "gmc, the papers' T5, long full fine-tuning per domain", "tiger, the papers' T5"),
+                         Pair("gmc-t5-paper-size", "sasrec", "SASRec", "gmc, the papers' T5", "sasrec")],
+                        domains=["average"], decides=False, optional=True,
+                        note="context only until its three seeds have run: the CPU recipes' T5 is 2+2 layers; "
+                             "the T5 of this size costs ~8 CPU-hours a seed (docs/benchmarks.md, \"The papers' T5 "
+                             "on both sides\")"),
             SettingSpec("scientific", "", "Scientific alone, one seed", GMC_PAIRS, domains=["Scientific"], decides=False,
                         note="context only: with one domain gmc and tiger are the same model (section scientific); "
                              "GMC's claim is about training on several domains at once"),
