@@ -710,8 +710,14 @@ def measured_text(result: SettingResult) -> str:
             cell.setdefault(name, fmt(value) + (f" ± {sd:.4f}" if sd is not None else ""))
     metric = result.comparisons[0].metric.replace("ndcg", "NDCG").replace("recall", "Recall")
     parts = [f"{d}: " + ", ".join(f"{n} {v}" for n, v in cell.items()) for d, cell in per_domain.items()]
-    return (f"*{result.label}* ({metric}, " + ("one seed" if seeds == 1 else f"mean ± std over {seeds} seeds")
-            + "): " + "; ".join(parts))
+    if seeds > 1:
+        how = f"mean ± std over {seeds} seeds"
+    elif any(sd is not None for c in result.comparisons for sd in (c.a_std, c.b_std)):
+        # a one-seed row beside a baseline that has its seeds: say which number is which
+        how = "one seed; mean ± std over seeds where ± is shown"
+    else:
+        how = "one seed"
+    return f"*{result.label}* ({metric}, {how}): " + "; ".join(parts)
 
 
 def protocol_text(records: dict, spec: ClaimSpec) -> list[str]:

@@ -234,6 +234,20 @@ def test_gmc_verdict_from_a_generative_record(values, capped, verdict):
     assert claims.evaluate(spec, records)[1] == claims.NOT_DECIDED
 
 
+def test_a_one_seed_row_beside_a_seeded_baseline_says_which_number_has_seeds():
+    records = claims.load_records(benchkit.RESULTS_DIR)
+    three = {"gmc": [0.020, 0.021, 0.0205], "tiger": [0.025, 0.026, 0.0255], "sasrec": [0.030, 0.031, 0.0305]}
+    records["generative"] = _generative({**three, "gmc-t5-paper-size": [0.028], "tiger-t5-paper-size": [0.027],
+                                         "gmc-t5-paper-size-full-finetune": [0.029]})
+    spec = next(s for s in claims.CLAIMS if s.paper == "GMC")
+    results, _, _ = claims.evaluate(spec, records)
+    paper_size = next(r for r in results if "papers' T5" in r.label)
+    text = claims.measured_text(paper_size)
+    assert "(NDCG@10, one seed; mean ± std over seeds where ± is shown)" in text
+    assert "tiger, the papers' T5 0.0270," in text and "sasrec 0.0305 ± 0.0005" in text
+    assert "mean ± std over 3 seeds" in claims.measured_text(results[0])
+
+
 def test_pending_runs_are_counted_for_the_recipes_a_setting_compares():
     rows = [{"recipe": r, "seed": s} for r in ("gmc", "tiger", "sasrec") for s in (2024, 2025, 2026)]
     rows += [{"recipe": "gmc-shared-off", "seed": 2025}]
