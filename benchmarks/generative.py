@@ -42,6 +42,9 @@ a run an earlier invocation started and did not finish (a benchmark killed with 
 stages read (``transfer.params.mode``, ``transfer.params.lora_*``) starts from that run's identifier and
 unified stage (the same computation) and trains only its per-domain stages; its note says so.
 
+The rows and profiles are defined in ``generative_rows.py``, the statistics and the section in
+``generative_report.py``; this script builds the data and runs the rows.
+
     python benchmarks/generative.py                          # gmc, tiger, sasrec and the ablations x 3 seeds
     python benchmarks/generative.py --only gmc tiger --resume
     python benchmarks/generative.py --profile paper --device cuda --jobs 1
@@ -51,12 +54,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shlex
 import shutil
-import statistics
 import sys
 import threading
 import time
@@ -69,141 +70,12 @@ from benchkit import (
     write_section,
     WORK_ROOT,
 )
+from generative_report import section
+from generative_rows import METRICS, PROFILES, RECIPES, SEEDS, plugin_of, same_unified_stage
 
 SHARED = REPO.parent / "shared" / "datasets"
 CACHE = WORK_ROOT / "generative"
 SECTION = "generative"
-RECIPES = ("gmc", "tiger", "sasrec", "gmc-shared-off", "gmc-unified-off", "gmc-full-finetune",
-           "gmc-full-finetune-long", "tiger-patience-8", "gmc-t5-paper-size", "tiger-t5-paper-size",
-           "gmc-t5-paper-size-full-finetune")
-# patience 8, the lr halved after every 2 validations without a new best: for a stage that trains one domain's
-# model to early stopping, where patience 4 with a halving after every miss stopped stages still learning
-PER_DOMAIN_PATIENCE = {"patience": 8, "lr_decay_patience": 2}
-TRAINING_PATIENCE_8 = {f"training.{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}  # for every stage of a run
-# The papers' T5 (the seq2seq defaults: 4+4 layers, d_ff 1024, 6 heads of 64) instead of the CPU recipes' 2+2-layer
-# one, at lr 1e-3: at the recipes' 3e-3 it trained slower than the small T5 (docs/benchmarks.md, "A unified model
-# of the papers' size").
-PAPER_T5 = {"encoder.params.d_ff": 1024, "encoder.params.num_layers": 4, "encoder.params.num_decoder_layers": 4,
-            "encoder.params.num_heads": 6, "encoder.params.d_kv": 64, "training.lr": 1e-3}
-
-
-def full_finetune_like_tiger(lr: float) -> dict:
-    """gmc's per-domain stages as a full fine-tuning trained like a model from scratch: the unified stage's
-    ``lr`` and batch 128, an epoch cap of 80, patience 8 with a halving after every 2 misses."""
-    return {"transfer.params.mode": "full", "transfer.params.lora_lr": lr, "transfer.params.lora_batch_size": 128,
-            "transfer.params.lora_epochs": 80,
-            **{f"transfer.params.lora_{k}": v for k, v in PER_DOMAIN_PATIENCE.items()}}
-
-
-# An ablation is a recipe of the table run as another recipe plus its switches (GMC's Table 4, and two variants
-# that put gmc's per-domain stages and tiger's on one protocol).
-ABLATIONS: dict[str, tuple[str, dict]] = {
-    "gmc-shared-off": ("gmc", {"identifier.params.shared_codebooks": False}),
-    "gmc-unified-off": ("gmc", {"transfer.name": "single-domain"}),
-    "gmc-full-finetune": ("gmc", {"transfer.params.mode": "full"}),
-    "gmc-full-finetune-long": ("gmc", full_finetune_like_tiger(3e-3)),
-    "tiger-patience-8": ("tiger", TRAINING_PATIENCE_8),
-    # gmc as the paper has it (LoRA at the paper's rate) and tiger, both with the papers' T5 and patience 8 in
-    # every stage; lora_epochs 40 so that the LoRA stages' patience 8 is not cut by the profile's cap of 10
-    "gmc-t5-paper-size": ("gmc", {**PAPER_T5, **TRAINING_PATIENCE_8, "transfer.params.lora_epochs": 40}),
-    "tiger-t5-paper-size": ("tiger", {**PAPER_T5, **TRAINING_PATIENCE_8}),
-    # the papers' T5 with gmc-full-finetune-long's per-domain stages (at this T5's lr): tiger's protocol per domain,
-    # started from the unified model
-    "gmc-t5-paper-size-full-finetune": ("gmc", {**PAPER_T5, **TRAINING_PATIENCE_8,
-                                                **full_finetune_like_tiger(PAPER_T5["training.lr"])}),
-}
-# what each ablation row is, for the section's header
-ABLATION_NOTES = {
-    "gmc-shared-off": "GMC's Table 4 ablation (1) \"w/o sharable codebook\": the `gmc` run above with one RQ-VAE per "
-                      "domain (`identifier.params.shared_codebooks=false`; the domain-aware contrastive loss then has "
-                      "one domain per RQ-VAE and is 0), the unified T5 and the per-domain LoRA stages kept. The paper "
-                      "reports a significant drop without the shared codebook (§5.3).",
-    "gmc-unified-off": "GMC's Table 4 ablation (2) \"w/o unified recommender\": gmc's shared identifier (the RQ-VAE "
-                       "with the domain-aware contrastive loss) and one T5 per domain (`transfer.name=single-domain`, "
-                       "tiger's training on gmc's codes; gmc's LoRA settings do not apply). The paper reports that this "
-                       "variant \"drops sharply\" (§5.3).",
-    "gmc-full-finetune": "GMC's Table 4 ablation (5) \"fine-tune all parameters\": the `gmc` run with a full copy of "
-                         "the unified model fine-tuned per domain instead of a LoRA adapter (`transfer.params.mode=full`, "
-                         "the same lr, batch and epochs as the LoRA stages). The paper finds it \"generally\" a little "
-                         "worse than LoRA, better on Office (§5.3).",
-    "gmc-full-finetune-long": "not a row of the paper: ablation (5) with its per-domain stages trained like a model "
-                              "from scratch, at the unified stage's lr and batch (3e-3, 128), patience 8 and the lr "
-                              "halved after every 2 validations without a new best, at most 80 epochs; the unified "
-                              "stage as gmc's. On this CPU the paper's LoRA cannot move the unified model and a full "
-                              "copy at the paper's fine-tuning rate barely does (docs/benchmarks.md, \"What a "
-                              "per-domain stage can recover\"); this is the per-domain step that does.",
-    "tiger-patience-8": "`tiger` with the per-domain protocol of `gmc-full-finetune-long` (`training.patience=8`, "
-                        "`training.lr_decay_patience=2`): the two differ in gmc's unified model and its shared "
-                        "identifier, not in how long a domain's model trains.",
-    "gmc-t5-paper-size": "`gmc` (the paper's per-domain LoRA) with the papers' T5 (4+4 layers, d_ff 1024, 6 heads of "
-                         "64, ~4.5M parameters) instead of the CPU recipe's 2+2-layer one, at lr 1e-3, and patience 8 "
-                         "with the lr halved after every 2 validations without a new best in every stage: one T5 of "
-                         "this size for four domains validated well above the small one (docs/benchmarks.md, \"A "
-                         "unified model of the papers' size\"). About four times the small T5's CPU time.",
-    "tiger-t5-paper-size": "`tiger` with the same T5, lr and patience as `gmc-t5-paper-size`: the pair differs only in "
-                           "what GMC adds.",
-    "gmc-t5-paper-size-full-finetune": "`gmc-t5-paper-size` with `gmc-full-finetune-long`'s per-domain stages at "
-                                       "this T5's lr (a full copy of the unified model per domain, lr 1e-3, batch "
-                                       "128, patience 8 with the lr halved after every 2 misses, at most 80 epochs): "
-                                       "with the papers' T5 too the paper's LoRA leaves the unified model where it "
-                                       "is; this row asks what a per-domain stage that trains adds to it, against "
-                                       "`tiger-t5-paper-size`.",
-}
-SEEDS = (2024, 2025, 2026)  # the table's training seeds
-DOMAINS = ["Scientific", "Arts", "Office", "Microlens"]
-METRICS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10"]
-
-# GMC paper, Table 3 (Scientific, all users): R@5, N@5, R@10, N@10.
-PAPER = {
-    "GMC (paper)": {"recall@5": 0.0780, "ndcg@5": 0.0527, "recall@10": 0.1091, "ndcg@10": 0.0652},
-    "TIGER (paper)": {"recall@5": 0.0617, "ndcg@5": 0.0421, "recall@10": 0.0871, "ndcg@10": 0.0534},
-    "SASRec (paper)": {"recall@5": 0.0753, "ndcg@5": 0.0488, "recall@10": 0.1017, "ndcg@10": 0.0573},
-}
-
-# eval_every 1: the recipes' CPU default validates at epochs 5 and 10 only; to early stopping, every epoch
-# (as every recorded run did before that default changed)
-# dropout 0.1: as recorded (the CPU recipes' dropout became 0.05 on 2026-12-04, tuned for their 10-epoch default)
-TO_EARLY_STOPPING = {"training.epochs": 40, "training.patience": 4, "training.lr_schedule": "plateau",
-                     "training.eval_every": 1, "encoder.params.dropout": 0.1}
-T5_SMALL = {"encoder.params.d_model": 64, "encoder.params.d_ff": 256, "encoder.params.num_layers": 2,
-            "encoder.params.num_decoder_layers": 2, "encoder.params.num_heads": 4, "encoder.params.d_kv": 16}
-_PROFILES: dict[str, dict[str, dict]] = {
-    "cpu": {
-        "sasrec": {},
-        # gmc's per-domain LoRA stages to early stopping too: a cap of 10 with the same patience 4 (a cap below
-        # the patience, as 3 was on 2026-12-03, can only end a stage at its cap)
-        "gmc": {**TO_EARLY_STOPPING, "transfer.params.lora_epochs": 10},
-        "tiger": dict(TO_EARLY_STOPPING),
-    },
-    "paper": {"sasrec": {}, "gmc": {}, "tiger": {}},
-    "smoke": {
-        "sasrec": {"training.epochs": 1, "evaluation.valid_max_users": 50},
-        "gmc": {**T5_SMALL, "training.epochs": 1, "transfer.params.lora_epochs": 1, "identifier.params.steps": 100,
-                "identifier.params.kmeans_warmup_steps": 20, "training.max_train_examples": 2000,
-                "evaluation.valid_max_users": 50},
-        "tiger": {**T5_SMALL, "training.epochs": 1, "identifier.params.steps": 100,
-                  "identifier.params.kmeans_warmup_steps": 20, "training.max_train_examples": 2000,
-                  "evaluation.valid_max_users": 50},
-    },
-}
-
-
-def ablation_overrides(base: dict, switches: dict, base_wins: bool = False) -> dict:
-    """The base recipe's overrides plus the ablation's switches.  A switch that renames a component
-    drops the base's params of that component, as the config layers do (``transfer.name=single-domain``
-    has no ``lora_epochs``).  With ``base_wins`` the base's overrides beat a switch of the same key."""
-    renamed = {key.removesuffix(".name") for key in switches if key.endswith(".name")}
-    kept = {k: v for k, v in base.items() if not any(k.startswith(f"{part}.params.") for part in renamed)}
-    return {**kept, **switches, **(kept if base_wins else {})}
-
-
-# every profile runs each ablation with its base recipe's overrides plus the ablation's switches; in the smoke
-# profile its sizes (one epoch, the small T5) beat a switch's: a smoke run checks a row's code path in minutes
-PROFILES: dict[str, dict[str, dict]] = {
-    profile: {**sets, **{name: ablation_overrides(sets[base], switches, base_wins=profile == "smoke")
-                         for name, (base, switches) in ABLATIONS.items()}}
-    for profile, sets in _PROFILES.items()
-}
 
 
 # ----------------------------------------------------------------------------- data
@@ -280,23 +152,6 @@ def run_plan(recipe: str, seed: int, args, spec: Path) -> tuple[list[str], dict,
                             run_dir / "registry.db", run_dir / "metrics.json",
                             {"seed": seed, "device": args.device, **overrides})
     return cmd, overrides, run_dir
-
-
-def plugin_of(recipe: str) -> str:
-    return ABLATIONS[recipe][0] if recipe in ABLATIONS else recipe
-
-
-def per_domain_key(key: str) -> bool:
-    """A key only gmc's per-domain stages read (the unified stage trains the same without it)."""
-    return key == "transfer.params.mode" or key.startswith("transfer.params.lora_")
-
-
-def same_unified_stage(recipe_a: str, sets_a: dict, recipe_b: str, sets_b: dict) -> bool:
-    """Whether two gmc rows (their recipes and overrides) train the same identifier and unified stage."""
-    def rest(sets: dict) -> dict:
-        return {k: v for k, v in sets.items() if not per_domain_key(k)}
-
-    return plugin_of(recipe_a) == plugin_of(recipe_b) == "gmc" and rest(sets_a) == rest(sets_b)
 
 
 def unified_source(recipe: str, seed: int, args, done: dict[str, dict]) -> dict | None:
@@ -410,247 +265,6 @@ def beam_throughput(work: Path, run_id: str, device: str, beam: int, max_users: 
                 users += part["target"].shape[0]
     return {"users": users, "seconds": seconds, "users_per_s": users / seconds if seconds else None,
             "beam": beam, "device": str(run.device), "threads": threads}
-
-
-# ----------------------------------------------------------------------------- statistics
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-def capped(stage: dict, cap: int | None) -> bool:
-    """A stage whose best epoch is its last, at its epoch cap: the budget stopped it, not validation."""
-    if "capped" in stage:  # the trainer's own record
-        return bool(stage["capped"])
-    return cap is not None and stage["epochs_run"] >= cap and stage["best_epoch"] >= stage["epochs_run"]
-
-
-def stage_cap(row: dict, stage: dict) -> int | None:
-    if stage.get("epoch_cap"):
-        return int(stage["epoch_cap"])
-    sets = row["overrides"]
-    if stage["name"].startswith(("lora:", "finetune:")) and "transfer.params.lora_epochs" in sets:
-        return int(sets["transfer.params.lora_epochs"])
-    return int(sets["training.epochs"]) if "training.epochs" in sets else None
-
-
-def run_capped(row: dict) -> bool:
-    return any(capped(s, stage_cap(row, s)) for s in row["stages"])
-
-
-def compare(rows_a: list[dict], rows_b: list[dict], domain: str = "average") -> dict:
-    """Mean difference a - b of NDCG@10 over the seeds both have, and its standard error."""
-    by_b = {r["seed"]: r for r in rows_b}
-    diffs = [r["test"][domain]["ndcg@10"] - by_b[r["seed"]]["test"][domain]["ndcg@10"]
-             for r in rows_a if r["seed"] in by_b]
-    if not diffs:
-        return {"n": 0}
-    m, s = mean_std(diffs)
-    return {"n": len(diffs), "mean": m, "std": s, "se": s / math.sqrt(len(diffs)) if len(diffs) > 1 else None}
-
-
-# ----------------------------------------------------------------------------- report
-def fmt(x, digits: int = 4) -> str:
-    return "–" if x is None else f"{x:.{digits}f}"
-
-
-def by_recipe(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for r in sorted(rows, key=lambda r: (RECIPES.index(r["recipe"]), r["seed"])):
-        out.setdefault(r["recipe"], []).append(r)
-    return out
-
-
-def summary_table(rows: list[dict]) -> str:
-    """NDCG@10 per domain and on average: mean ± std over the seeds that finished."""
-    cols = DOMAINS + ["average"]
-    out = ["| method | seeds | " + " | ".join(c if c != "average" else "**average** (user-weighted)" for c in cols)
-           + " | capped runs |", "|---|---:|" + "---:|" * len(cols) + "---:|"]
-    for recipe, group in by_recipe(rows).items():
-        cells = []
-        for c in cols:
-            values = [r["test"][c]["ndcg@10"] for r in group if c in r["test"]]
-            m, s = mean_std(values) if values else (None, None)
-            cells.append("–" if m is None else (f"{m:.4f} ± {s:.4f}" if len(values) > 1 else f"{m:.4f}"))
-        n_capped = sum(run_capped(r) for r in group)
-        out.append(f"| {recipe} | {len(group)} | " + " | ".join(cells) + f" | {n_capped} |")
-    return "\n".join(out)
-
-
-def seed_table(rows: list[dict]) -> str:
-    head = ["method", "seed"] + [f"{d} N@10" for d in DOMAINS] + ["avg R@5", "avg N@5", "avg R@10", "avg N@10",
-                                                                   "stages: epochs (best)", "CPU min", "wall min", "load"]
-    out = ["| " + " | ".join(head) + " |", "|---|---:|" + "---:|" * (len(head) - 6) + "---|---:|---:|---:|"]
-    for recipe, group in by_recipe(rows).items():
-        for r in group:
-            stages = "; ".join(f"{s['name']} {s['epochs_run']} ({s['best_epoch']}"
-                               f"{', **capped**' if capped(s, stage_cap(r, s)) else ''})" for s in r["stages"])
-            avg = r["test"]["average"]
-            out.append("| " + " | ".join(
-                [recipe, str(r["seed"])] + [fmt(r["test"].get(d, {}).get("ndcg@10")) for d in DOMAINS]
-                + [fmt(avg[m]) for m in METRICS]
-                + [stages, fmt(r["cpu_s"] / 60 if r.get("cpu_s") is not None else None, 1) + mark(r),
-                   f"{r['wall_s'] / 60:.1f}" + mark(r), fmt((r.get("load") or {}).get("mean_1min"), 1)])
-                + " |")  # "–": not recorded
-    if any(r.get("continued") for r in rows):
-        out += ["", "† continued after an interruption (`mtrec run --resume`): CPU and wall minutes cover the last "
-                "invocation only; the stage minutes under the learning curves cover every invocation."]
-    notes = [f"- `{r['recipe']}` seed {r['seed']}: {r['note']}" for group in by_recipe(rows).values() for r in group
-             if r.get("note")]
-    if notes:
-        out += ["", "Notes on single runs:", "", *notes]
-    return "\n".join(out)
-
-
-def mark(row: dict) -> str:
-    return "†" if row.get("continued") else ""
-
-
-def identifier_lines(rows: list[dict]) -> list[str]:
-    lines = []
-    for recipe, group in by_recipe(rows).items():
-        r = group[0]
-        s = r.get("identifier") or {}
-        if not s:
-            continue
-        usage = ", ".join(f"L{level} {s[f'usage/L{level}']:.0%}" for level in range(1, 5) if f"usage/L{level}" in s)
-        extra = "".join(f"; {label} {s[k]:.3f}" for k, label in (("neighbour_agreement/L1", "neighbour agreement@10"),
-                                                                    ("neighbour_agreement_chance/L1", "chance")) if k in s)
-        lines.append(f"- `{recipe}` semantic IDs (seed {r['seed']}): codebook usage {usage}; items sharing all 4 codes "
-                     f"with another item {s.get('collision_rate', 0):.2%} (resolved by the extra level){extra}; "
-                     f"RQ-VAE {s.get('fit_seconds', 0):.0f} s")
-    return lines
-
-
-def verdict(rows: list[dict], seeds: list[int]) -> list[str]:
-    """GMC's claim on this benchmark, read off the table (no number typed by hand)."""
-    groups = by_recipe(rows)
-    lines = []
-    for a, b in (("gmc", "tiger"), ("gmc", "sasrec"), ("tiger", "sasrec"), ("gmc", "gmc-shared-off"),
-                 ("gmc", "gmc-unified-off"), ("gmc-unified-off", "tiger"), ("gmc", "gmc-full-finetune"),
-                 ("gmc-full-finetune-long", "tiger-patience-8"), ("gmc-full-finetune-long", "gmc"),
-                 ("tiger-patience-8", "tiger"), ("tiger-patience-8", "sasrec"),
-                 ("gmc-t5-paper-size", "tiger-t5-paper-size"), ("gmc-t5-paper-size", "sasrec"),
-                 ("tiger-t5-paper-size", "tiger-patience-8"), ("gmc-t5-paper-size-full-finetune", "tiger-t5-paper-size"),
-                 ("gmc-t5-paper-size-full-finetune", "gmc-t5-paper-size")):
-        if a not in groups or b not in groups:
-            continue
-        c = compare(groups[a], groups[b])
-        if not c["n"]:
-            continue
-        usable = [r for r in groups[a] + groups[b] if not run_capped(r)]
-        complete = c["n"] >= len(seeds) and len(usable) == len(groups[a]) + len(groups[b])
-        if c["se"] is None or not complete:
-            word = f"not decided ({c['n']} of {len(seeds)} seeds paired" + \
-                   (", some runs capped" if len(usable) < len(groups[a]) + len(groups[b]) else "") + ")"
-        elif c["mean"] > 2 * c["se"]:
-            word = f"**{a} > {b}** (difference above twice its standard error)"
-        elif c["mean"] < -2 * c["se"]:
-            word = f"**{a} < {b}** (difference below minus twice its standard error)"
-        else:
-            word = f"**no difference** between {a} and {b} (within twice its standard error)"
-        se = f", standard error {c['se']:.4f}" if c["se"] is not None else ""
-        lines.append(f"- {a} − {b}, average NDCG@10 paired by seed: {c['mean']:+.4f} (std {c['std']:.4f} over "
-                     f"{c['n']} seed(s){se}) → {word}.")
-    return lines
-
-
-def curves(rows: list[dict]) -> list[str]:
-    lines = []
-    for recipe, group in by_recipe(rows).items():
-        r = group[0]
-        for s in r["stages"]:
-            if s["name"] not in ("unified", "single:Scientific") or not s.get("history"):
-                continue
-            vals = [f"{h['ndcg@10']:.4f}" for h in s["history"] if h.get("ndcg@10") is not None]
-            if len(vals) > 12:
-                vals = [*vals[:4], "…", *vals[-3:]]
-            lines.append(f"- `{recipe}` seed {r['seed']} stage `{s['name']}` ({s['seconds'] / 60:.1f} min): validation "
-                         f"NDCG@10 {' → '.join(vals)} (best at epoch {s['best_epoch']})")
-    return lines
-
-
-def set_aside_lines(args, rows: list[dict]) -> list[str]:
-    """Runs an earlier invocation finished under a profile since corrected: reported, never averaged."""
-    path = args.work / f"set-aside-{args.profile}.json"
-    if not path.is_file():
-        return []
-    lines = []
-    finished = {(r["recipe"], r["seed"]) for r in rows}
-    for r in json.loads(path.read_text(encoding="utf-8")).values():
-        rerun = ("rerun with the corrected profile: its row is above" if (r["recipe"], r["seed"]) in finished
-                 else "not rerun yet")
-        stages = "; ".join(f"{s['name']} {s['epochs_run']} ({s['best_epoch']}{', capped' if s.get('capped') else ''})"
-                           for s in r["stages"])
-        lines.append(f"- Set aside: `{r['recipe']}` seed {r['seed']} ({r['started'][:16].replace('T', ' ')}), average "
-                     f"NDCG@10 {r['test']['average']['ndcg@10']:.4f} (stages {stages}): {r['reason']}; {rerun}.")
-    return [*lines, ""]
-
-
-def section(rows: list[dict], args, machine: dict, pending: list[str]) -> str:
-    when = (f"{min(r['started'] for r in rows)[:16].replace('T', ' ')} – {max(r['finished'] for r in rows)[:16].replace('T', ' ')}"
-            if rows else "–")
-    overrides = "\n".join(f"  - `{recipe}`: " + (", ".join(f"`{k}={v if isinstance(v, str) else json.dumps(v)}`"
-                                                          for k, v in sets.items()) or "none")
-                          for recipe, sets in PROFILES[args.profile].items() if recipe in args.only)
-    throughput = [r for r in rows if r.get("throughput")]
-    tp = "\n".join(
-        f"| {r['recipe']} | {r['seed']} | {r['throughput']['beam']} | {r['throughput']['device']} "
-        f"({r['throughput']['threads']} thread(s)) | {r['throughput']['users']} | {r['throughput']['seconds']:.1f} "
-        f"| {fmt(r['throughput']['users_per_s'], 1)} |" for r in throughput)
-    counts = rows[0]["counts"] if rows else {}
-    users = ", ".join(f"{d} {counts[d]:,}" for d in DOMAINS if d in counts)
-    pend = (f"\n\n**Not run, or not finished, when this section was written: {', '.join(pending)}.** Rows and verdicts below "
-            "cover the runs that finished.") if pending else ""
-    cpu = f"{machine['cpu']}, {machine['cores']} cores" + (", CUDA" if args.device != "cpu" else ", CPU only (no GPU was lent)")
-    sci = f"{args.scientific_users:,} users sampled from" if args.scientific_users else "all users of"
-    return "\n".join([
-        "## GMC, TIGER and SASRec on the multi-domain benchmark (seeds)",
-        "",
-        f"- **Machine:** {cpu}, torch {machine['torch']}; {args.jobs} run(s) at a time, {args.threads} torch thread(s) "
-        "each. **CPU min** is a run's own user + system time; **load** the mean 1-minute load average while it ran "
-        "(above the running threads, other work shared the machine and wall time grew, CPU time much less).",
-        f"- **When:** {when}.",
-        f"- **Command** (the invocation that last wrote this section; it shows every run finished in its work "
-        f"folder): `python benchmarks/generative.py {' '.join(args.argv)}` (profile `{args.profile}`, seeds "
-        f"{', '.join(map(str, args.seeds))}).",
-        f"- **Data** (drawn once with data seed {args.data_seed}, the same for every training seed): Scientific "
-        f"({sci} `datasets/Scientific/lcrec`), Arts and Office (the 1,400-user ArtsOffice sample bundled as "
-        f"`amazon-mini/artsoffice`), Microlens ({args.microlens_users:,} users sampled from `datasets/Microlens`). "
-        f"Test users per domain: {users or '–'}. Leave-one-out per user and domain; **full ranking** over each "
-        "domain's whole catalogue (trie-constrained beam search, beam 20, for gmc and tiger: items outside the beam "
-        "count as misses); history items not removed; epochs selected on validation NDCG@10 over every validation user.",
-        f"- **Overrides of the recipes' CPU defaults** (profile `{args.profile}`):",
-        overrides or "  - none",
-        *(f"- **`{name}`** is {ABLATION_NOTES[name]}" for name in ABLATIONS if name in args.only),
-        pend,
-        "",
-        "### NDCG@10 on test, mean ± std over seeds",
-        "",
-        summary_table(rows),
-        "",
-        "A run is **capped** when a stage's best validation epoch is its last at the epoch cap; capped runs do not "
-        "decide a claim.",
-        "",
-        *verdict(rows, args.seeds),
-        "",
-        "### Every run",
-        "",
-        seed_table(rows),
-        "",
-        *set_aside_lines(args, rows),
-        *curves(rows),
-        "",
-        *identifier_lines(rows),
-        "",
-        f"### Beam-search throughput (test histories, trained models, beam {args.beam}, first seed)",
-        "",
-        "| method | seed | beam | device | users | seconds | users/s |",
-        "|---|---:|---:|---|---:|---:|---:|",
-        tp or "| – | – | – | – | – | – | – |",
-        "",
-        "GMC's Table 3 on all of Scientific, for scale (a different user set from this benchmark's Scientific sample): "
-        + "; ".join(f"{k} NDCG@10 {v['ndcg@10']:.4f}" for k, v in PAPER.items()) + ".",
-    ])
 
 
 # ----------------------------------------------------------------------------- main

@@ -27,7 +27,8 @@ import sys
 from pathlib import Path
 
 from benchkit import BENCHMARKS_MD, log, machine_info, mtrec_run_command, run_cli, thread_env, write_section, WORK_ROOT
-from generative import DOMAINS, METRICS, build_data
+from generative import build_data
+from generative_rows import DOMAINS, METRICS
 
 CACHE = WORK_ROOT / "idgenrec"
 SECTION = "idgenrec"

@@ -14,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 generative = importlib.import_module("generative")
+generative_report = importlib.import_module("generative_report")
+generative_rows = importlib.import_module("generative_rows")
 
 
 def _sets(cmd: list[str]) -> dict[str, str]:
@@ -55,12 +57,12 @@ def test_the_section_compares_gmc_with_its_ablation_paired_by_seed():
     seeds = [2024, 2025, 2026]
     rows = [_row("gmc", s, v) for s, v in zip(seeds, (0.022, 0.023, 0.021))]
     rows += [_row("gmc-shared-off", s, v) for s, v in zip(seeds, (0.027, 0.029, 0.026))]
-    (line,) = generative.verdict(rows, seeds)
+    (line,) = generative_report.verdict(rows, seeds)
     # differences -0.005, -0.006, -0.005: mean -0.0053, std 0.0006, SE 0.0003
     assert line.startswith("- gmc − gmc-shared-off, average NDCG@10 paired by seed: -0.0053 (std 0.0006 over 3")
     assert "**gmc < gmc-shared-off**" in line
     rows[-1]["stages"][0].update(epochs_run=40, best_epoch=40)  # capped: decides nothing
-    assert "not decided" in generative.verdict(rows, seeds)[0]
+    assert "not decided" in generative_report.verdict(rows, seeds)[0]
 
 
 @pytest.mark.parametrize("profile", ["cpu", "smoke", "paper"])
@@ -188,16 +190,16 @@ def test_a_run_of_one_row_keeps_every_finished_row_in_the_record():
     rows, shown, pending = generative.whole_record(done, args)
     assert sorted((r["recipe"], r["seed"]) for r in rows) == sorted(
         (r, s) for r in ("gmc", "tiger", "tiger-t5-paper-size") for s in (2024, 2025))
-    assert shown.seeds == [2024, 2025, 2026] and shown.only == list(generative.RECIPES) and shown.profile == "cpu"
+    assert shown.seeds == [2024, 2025, 2026] and shown.only == list(generative_rows.RECIPES) and shown.profile == "cpu"
     assert "tiger-t5-paper-size seed 2026" in pending and "gmc seed 2026" in pending
-    assert "gmc seed 2024" not in pending and len(pending) == 3 * len(generative.RECIPES) - 6
+    assert "gmc seed 2024" not in pending and len(pending) == 3 * len(generative_rows.RECIPES) - 6
 
 
 def test_gmc_rows_that_differ_only_per_domain_share_their_unified_stage(tmp_path):
     args = SimpleNamespace(profile="cpu", threads=1, device="cpu", work=tmp_path)
 
     def same(a: str, b: str) -> bool:
-        return generative.same_unified_stage(a, generative.run_plan(a, 2024, args, tmp_path)[1],
+        return generative_rows.same_unified_stage(a, generative.run_plan(a, 2024, args, tmp_path)[1],
                                              b, generative.run_plan(b, 2024, args, tmp_path)[1])
 
     assert same("gmc-t5-paper-size", "gmc-t5-paper-size-full-finetune")
