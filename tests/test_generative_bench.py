@@ -200,7 +200,7 @@ def test_gmc_rows_that_differ_only_per_domain_share_their_unified_stage(tmp_path
 
     def same(a: str, b: str) -> bool:
         return generative_rows.same_unified_stage(a, generative.run_plan(a, 2024, args, tmp_path)[1],
-                                             b, generative.run_plan(b, 2024, args, tmp_path)[1])
+                                                  b, generative.run_plan(b, 2024, args, tmp_path)[1])
 
     assert same("gmc-t5-paper-size", "gmc-t5-paper-size-full-finetune")
     assert same("gmc", "gmc-full-finetune") and same("gmc-full-finetune", "gmc-full-finetune-long")
