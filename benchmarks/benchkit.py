@@ -14,7 +14,6 @@ import os
 import platform
 import re
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -159,29 +158,6 @@ def unfinished_run(home: Path, name: str, expected: dict) -> str | None:
             return folder.name
         log(f"{name}: unfinished run {folder.name} has another config; not continuing it")
     return None
-
-
-def start_run_folder(cmd: list[str], env: dict, home: Path, log_path: Path, timeout: float = 600.0) -> str:
-    """Start ``cmd`` (an ``mtrec run`` with ``MTREC_HOME=home`` in ``env``) and interrupt it (SIGTERM) as soon
-    as its run folder holds its config: a run recorded in its registry and resumable, with nothing trained.
-    Returns its id.  For a benchmark that fills the folder with stages an earlier run finished and then
-    continues it with ``mtrec run --resume``."""
-    runs = home / "runs"
-    before = set(os.listdir(runs)) if runs.is_dir() else set()
-    with open(log_path, "w", encoding="utf-8") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        started: list[str] = []
-        while not started and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-            started = [n for n in (set(os.listdir(runs)) if runs.is_dir() else set()) - before
-                       if (runs / n / "config.json").is_file()]
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait()
-    if len(started) != 1:
-        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
-        raise SystemExit(f"could not start a run folder (exit {rc}); {log_path}:\n{tail}")
-    return started[0]
 
 
 def _dotted(config: dict, key: str):

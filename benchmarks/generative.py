@@ -37,10 +37,11 @@ fine-tuning) and ``tiger-t5-paper-size``.
 
 The section of docs/benchmarks.md is rewritten after every finished run, so an interrupted benchmark
 still reports what finished; ``--resume`` reuses finished runs and continues, from its last checkpoint,
-a run an earlier invocation started and did not finish (a benchmark killed with its session).  With
-``--resume`` a gmc row whose config differs from a finished row's of its seed only in keys its per-domain
-stages read (``transfer.params.mode``, ``transfer.params.lora_*``) starts from that run's identifier and
-unified stage (the same computation) and trains only its per-domain stages; its note says so.
+a run an earlier invocation started and did not finish (a benchmark killed with its session).  A gmc
+row whose config differs from a finished row's of its seed only in keys its per-domain stages read
+(``transfer.params.mode``, ``transfer.params.lora_*``: unified-then-lora's ``per_domain_params``) runs
+after it and takes its identifier and unified stage (``transfer.from_run``, the same computation), so
+it trains only its per-domain stages; its note says so.
 
 The rows and profiles are defined in ``generative_rows.py``, the statistics and the section in
 ``generative_report.py``; this script builds the data and runs the rows.
@@ -56,8 +57,6 @@ import argparse
 import json
 import os
 import random
-import shlex
-import shutil
 import sys
 import threading
 import time
@@ -65,7 +64,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from benchkit import (
-    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, save_results, start_run_folder, thread_env,
+    BENCHMARKS_MD, REPO, log, machine_info, mtrec_run_command, run_cli, save_results, thread_env,
     unfinished_run,
     write_section,
     WORK_ROOT,
@@ -167,45 +166,27 @@ def unified_source(recipe: str, seed: int, args, done: dict[str, dict]) -> dict 
     return None
 
 
-def seed_from_unified_stage(recipe: str, seed: int, args, spec: Path, env: dict, source: dict) -> str:
-    """Start this row's run, then give it the identifier and unified stage of ``source`` (a finished row
-    of the same seed, ``unified_source``), so that ``mtrec run --resume`` trains only its per-domain
-    stages.  Returns the new run's id; the row's note says where its first stages came from."""
-    cmd, _, run_dir = run_plan(recipe, seed, args, spec)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "command.txt").write_text(shlex.join(cmd) + "\n", encoding="utf-8")
-    runs = args.work / "home" / "runs"
-    run_id = start_run_folder(cmd, env, args.work / "home", run_dir / "stdout.log")
-    src, dst = runs / source["run_id"], runs / run_id
-    shutil.copytree(src / "identifier", dst / "identifier", dirs_exist_ok=True)
-    (dst / "checkpoints" / "resume").mkdir(parents=True, exist_ok=True)
-    for path in [*(src / "checkpoints" / "resume").glob("*-identifier.done.pt"),
-                 *(src / "checkpoints" / "resume").glob("*-unified.done.pt")]:
-        shutil.copy2(path, dst / "checkpoints" / "resume" / path.name)
-    if (src / "checkpoints" / "unified.pt").is_file():
-        shutil.copy2(src / "checkpoints" / "unified.pt", dst / "checkpoints" / "unified.pt")
-    (run_dir / "note.md").write_text(
-        f"its RQ-VAE and unified stage are those of `{source['recipe']}` seed {seed} (run {source['run_id']}: the "
-        "same config up to the per-domain stages" + ("; see that row's note" if source.get("note") else "")
-        + "), copied into this row's run folder and continued with `mtrec run --resume`.\n", encoding="utf-8")
-    log(f"{recipe} seed {seed}: starts from the unified stage of {source['recipe']} seed {seed}")
-    return run_id
-
-
 def run_recipe(recipe: str, seed: int, args, spec: Path, done: dict[str, dict] | None = None) -> dict:
     cmd, overrides, run_dir = run_plan(recipe, seed, args, spec)
     env = thread_env(args.threads) if args.device == "cpu" else dict(os.environ)
     env["MTREC_HOME"] = str(args.work / "home")
     # with --resume, a run an earlier invocation started and did not finish (killed with its session)
-    # goes on from its last checkpoint, if it was started with the config this row has now; a gmc row
-    # whose unified stage another finished row trained starts from that stage
+    # goes on from its last checkpoint, if it was started with the config this row has now
     earlier = (unfinished_run(args.work / "home", f"bench-{recipe}-{seed}", {"seed": seed, "device": args.device,
                                                                             **overrides})
                if args.resume else None)
-    if earlier is None and args.resume and (source := unified_source(recipe, seed, args, done or {})) is not None:
-        earlier = seed_from_unified_stage(recipe, seed, args, spec, env, source)
     if earlier is not None:
         cmd = mtrec_run_command(["--resume", earlier], run_dir / "registry.db", run_dir / "metrics.json")
+    elif (source := unified_source(recipe, seed, args, done or {})) is not None:
+        # a gmc row whose unified stage another finished row trained takes it (transfer.from_run)
+        # and trains only its per-domain stages
+        cmd += ["--set", f"transfer.from_run={source['run_id']}"]
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "note.md").write_text(
+            f"its RQ-VAE and unified stage are those of `{source['recipe']}` seed {seed} (run {source['run_id']}: the "
+            "same config up to the per-domain stages" + ("; see that row's note" if source.get("note") else "")
+            + "), taken with `transfer.from_run`.\n", encoding="utf-8")
+        log(f"{recipe} seed {seed}: takes the unified stage of {source['recipe']} seed {seed}")
     res = run_cli(f"{recipe} seed {seed}", cmd, run_dir, env, continuing=earlier is not None)
     return {"recipe": recipe, "seed": seed, "overrides": overrides, "test": res["test"], "counts": res["counts"],
             "stages": res["stages"], "run_id": res["run_id"], "wall_s": res["wall_s"], "cpu_s": res["cpu_s"],
@@ -362,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     report()
     if args.render_only:
         return 0
-    followers = unified_followers(todo, args) if args.resume else {}
+    followers = unified_followers(todo, args)
     firsts = [job for job in todo if not any(job in jobs for jobs in followers.values())]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         for future in as_completed([pool.submit(one, r, s) for r, s in firsts]):

@@ -144,8 +144,12 @@ def plugin_of(recipe: str) -> str:
 
 
 def per_domain_key(key: str) -> bool:
-    """A key only gmc's per-domain stages read (the unified stage trains the same without it)."""
-    return key == "transfer.params.mode" or key.startswith("transfer.params.lora_")
+    """A key only gmc's per-domain stages read (the unified stage trains the same without it): what its
+    strategy declares for ``transfer.from_run``, which checks the same before a run starts."""
+    from mtrec.builtins.lora import UnifiedThenLoRA
+
+    section, _, name = key.rpartition(".")
+    return section == "transfer.params" and name in UnifiedThenLoRA.per_domain_params
 
 
 def same_unified_stage(recipe_a: str, sets_a: dict, recipe_b: str, sets_b: dict) -> bool:

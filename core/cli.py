@@ -175,16 +175,12 @@ def _resolve_run_folder(run_id: str) -> str:
     """The full id of the run folder named ``run_id`` or, uniquely, starting with it."""
     from mtrec.engine import runs_root
     from mtrec.errors import UserError
+    from mtrec.paths import run_folder_id
 
-    root = runs_root()
-    if (root / run_id).is_dir():
-        return run_id
-    matches = sorted(p.name for p in root.glob(f"{run_id}*") if p.is_dir()) if root.is_dir() and run_id else []
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise UserError(f"run id prefix {run_id!r} is ambiguous: {', '.join(matches[:5])}")
-    raise UserError(f"no run folder {run_id!r} under {root} (set MTREC_HOME as it was when the run started)")
+    try:
+        return run_folder_id(runs_root(), run_id)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def format_report(report) -> str:

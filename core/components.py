@@ -380,9 +380,17 @@ class Decoder(Protocol):
 class TransferStrategy(Protocol):
     """Which stages run, on which domains, training what; and how the resulting models are kept.
 
-    All three members are required.  The engine calls ``execute(run)`` then ``save(models,
+    ``execute``, ``save`` and ``load`` are required.  The engine calls ``execute(run)`` then ``save(models,
     directory)``; ``mtrec recommend`` builds the strategy again and calls ``load(run, directory)``.
     """
+
+    per_domain_params: ClassVar[frozenset]
+    """Optional.  Names of the strategy's params that only its per-domain stages read (a class
+    attribute).  Declaring them lets a run with ``transfer.from_run: RUN_ID`` take the stages this
+    strategy marks ``Stage(reusable=True)`` -- finished, with the identifier -- from that earlier run
+    when the two configs differ in these params alone (:mod:`mtrec.training.reuse`).  Read by the
+    engine off the factory class before a run is recorded.  Absent or empty: no stage is shared, and
+    ``transfer.from_run`` is refused."""
 
     def execute(self, run: "Run") -> dict[int, nn.Module]:
         """Plan and run the training stages; return the model to use for each domain index.
@@ -408,7 +416,7 @@ CONTRACT_MEMBERS: dict[str, dict[str, str | None]] = {
     "identifier": {"vocab_size": None, "fit": None, "item_tokens": None, "save": None, "load": None,
                    "domain_tokens": Capability.TRIE, "version": "optional", "metric_rows": "optional"},
     "encoder": {"family": None, "train_tensors": None, "loss": None, "score": Capability.SCORES},
-    "transfer": {"execute": None, "save": None, "load": None},
+    "transfer": {"execute": None, "save": None, "load": None, "per_domain_params": "optional"},
     "decoder": {"rank": None},
 }
 

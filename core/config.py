@@ -30,7 +30,10 @@ class ComponentChoice(Section):
     name: str
     params: dict[str, Any] = Field(default_factory=dict)
     from_run: str | None = Field(
-        None, description="Reuse this component's fitted artifact from an earlier run in the registry."
+        None,
+        description="identifier: reuse the identifier an earlier run in the registry fitted. transfer: take the "
+        "identifier and shared stages (unified-then-lora's unified stage) of an earlier run, found by its folder "
+        "beside this run's, whose config differs only in the name and the strategy's per-domain params.",
     )
 
 
@@ -266,6 +269,7 @@ def validate(catalogue: Catalogue, merged: dict[str, Any]) -> ResolvedConfig:
         components[kind] = component
     catalogue.check_compatible(components, params)
     check_identifier_is_used(catalogue, components)
+    check_from_run(config)
     for k in config.evaluation.ks:
         if k < 1:
             raise ConfigError(f"evaluation.ks: every k must be >= 1, got {k}")
@@ -298,6 +302,21 @@ def check_identifier_is_used(catalogue: Catalogue, components: dict[str, Compone
         f"transfer {components['transfer'].name!r} nor decoder {components['decoder'].name!r} uses one; "
         f"set identifier.name={ITEM_INDEX_IDENTIFIER}{hint}"
     )
+
+
+# The kinds whose from_run means something (mtrec.engine, mtrec.training.reuse); an encoder's or a
+# decoder's trained weights come with the stages transfer.from_run takes.
+FROM_RUN_KINDS = ("identifier", "transfer")
+
+
+def check_from_run(config: RunConfig) -> None:
+    """Refuse a ``from_run`` that nothing would read rather than ignore it."""
+    for kind in KINDS:
+        if kind not in FROM_RUN_KINDS and getattr(config, kind).from_run:
+            raise ConfigError(
+                f"{kind}.from_run: only identifier.from_run (a fitted identifier) and transfer.from_run (an earlier "
+                f"run's shared stages, with its trained {kind}) exist; remove {kind}.from_run"
+            )
 
 
 def validation_metrics(config: RunConfig) -> list[str]:

@@ -1,8 +1,9 @@
 """One ``mtrec run``, start to finish.
 
     config resolved ─► dataset loaded (cached) ─► run checked (domains, run folder writable,
-    identifier source) ─► registry run opened and tracked ─► identifier fitted (or reused from an
-    earlier run) ─► transfer strategy trains its stages (validation only) ─► test split scored once
+    identifier and stage sources) ─► registry run opened and tracked ─► identifier fitted (or reused
+    from an earlier run) ─► transfer strategy trains its stages (validation only; shared ones may be
+    taken from an earlier run, ``transfer.from_run``) ─► test split scored once
     ─► models, identifier and metrics recorded ─► report
 
 A run refused by a check leaves nothing behind (no registry row, no run folder); once the
@@ -48,6 +49,7 @@ from mtrec.plugins import Plugins
 from mtrec.run_context import RunContext
 from mtrec.training import distributed as D
 from mtrec.training.checkpoint import (
+    IDENTIFIER_STEP,
     atomic_torch_save,
     atomic_write_text,
     load_checkpoint,
@@ -57,8 +59,7 @@ from mtrec.training.checkpoint import (
     step_paths,
 )
 from mtrec.training.device import pick_device, seed_everything
-
-IDENTIFIER_STEP = "000-identifier"
+from mtrec.training.reuse import check_stage_source, stage_source
 
 
 @dataclass
@@ -149,6 +150,7 @@ def _execute(resolved: ResolvedConfig, plugins: Plugins, *, registry: Any, progr
                         check_identifier_source(registry, config, dataset)
             elif D.is_main():
                 check_identifier_source(registry, config, dataset)
+                check_stage_source(resolved, plugins.catalogue, dataset, runs_root(output_root))
                 writable_folder(runs_root(output_root), shown=run_dir)
             run = RunContext(resolved, dataset, plugins, device, run_dir, registry=registry, run_id=run_id,
                              progress=progress)  # refuses unknown domains
@@ -359,7 +361,8 @@ def _report_end(plugins: Plugins, run: RunContext) -> Iterator[None]:
 
 
 def prepare_identifier(run: RunContext) -> Any:
-    """Fit the identifier, or load the one an earlier run saved (``identifier.from_run``).
+    """Fit the identifier, or load the one an earlier run saved (``identifier.from_run``, or the run
+    whose stages this run takes: ``transfer.from_run``).
 
     Under torchrun every rank fits (same seed, same RNG draws afterwards) and then loads rank 0's
     saved identifier, so all ranks agree even where fitting is not bit-for-bit reproducible.  A
@@ -375,7 +378,11 @@ def prepare_identifier(run: RunContext) -> Any:
         set_rng_state(states[D.world().rank if len(states) == D.world().size else 0])
         return identifier
     source = run.config.identifier.from_run
-    if source:
+    stages_from = stage_source(run)
+    if stages_from is not None:  # the identifier the taken stages were trained with
+        load_identifier(identifier, shared_directory(stages_from / "identifier" if D.is_main() else None),
+                        f"the identifier of run {stages_from.name} (transfer.from_run)")
+    elif source:
         path = run.registry.artifact_path(source, "identifier") if D.is_main() else None
         load_identifier(identifier, shared_directory(path), f"the identifier of run {source}")
     else:

@@ -214,58 +214,27 @@ def test_gmc_rows_that_differ_only_per_domain_share_their_unified_stage(tmp_path
         ("gmc-t5-paper-size", s): [("gmc-t5-paper-size-full-finetune", s)] for s in (2025, 2026)}
 
 
-def test_a_row_starts_from_the_unified_stage_of_a_finished_row_of_its_seed(tmp_path, monkeypatch):
-    args = SimpleNamespace(profile="cpu", threads=1, device="cpu", work=tmp_path, resume=True)
-    runs = tmp_path / "home" / "runs"
-    source = runs / "20261205-000000-source"
-    (source / "identifier").mkdir(parents=True)
-    (source / "identifier" / "semantic_id.json").write_text("{}")
+def test_a_row_takes_the_unified_stage_of_a_finished_row_of_its_seed(tmp_path, monkeypatch):
+    args = SimpleNamespace(profile="cpu", threads=1, device="cpu", work=tmp_path, resume=False)
+    source = tmp_path / "home" / "runs" / "20261205-000000-source"
     (source / "checkpoints" / "resume").mkdir(parents=True)
-    for name in ("000-identifier.done.pt", "001-unified.done.pt", "002-lora_Arts.done.pt"):
-        (source / "checkpoints" / "resume" / name).write_bytes(name.encode())
     _, sets, _ = generative.run_plan("gmc-t5-paper-size", 2025, args, tmp_path)
     done = {"gmc-t5-paper-size-2025": {"recipe": "gmc-t5-paper-size", "seed": 2025, "overrides": sets,
                                        "run_id": source.name}}
+    # the source must still hold its unified stage's resume file
+    assert generative.unified_source("gmc-t5-paper-size-full-finetune", 2025, args, done) is None
+    (source / "checkpoints" / "resume" / "001-unified.done.pt").write_bytes(b"done")
     assert generative.unified_source("gmc-t5-paper-size-full-finetune", 2024, args, done) is None  # another seed
-
-    def fake_start(cmd, env, home, log_path):
-        (home / "runs" / "20261205-000001-new").mkdir(parents=True)
-        log_path.write_text("started\n")
-        return "20261205-000001-new"
+    assert generative.unified_source("tiger-t5-paper-size", 2025, args, done) is None  # tiger has no unified stage
 
     calls = []
-    monkeypatch.setattr(generative, "start_run_folder", fake_start)
     monkeypatch.setattr(generative, "run_cli", lambda label, cmd, folder, env, *, continuing=False: calls.append(
         (cmd, continuing)) or {"test": {}, "counts": {}, "stages": [], "run_id": "20261205-000001-new", "wall_s": 1.0,
                                "cpu_s": 1.0, "load": {}, "started": "", "finished": ""})
+    monkeypatch.setattr(generative, "identifier_stats", lambda work, run_id: {})
     row = generative.run_recipe("gmc-t5-paper-size-full-finetune", 2025, args, tmp_path / "spec.yaml", done)
     (cmd, continuing), = calls
-    assert continuing and cmd[cmd.index("--resume") + 1] == "20261205-000001-new"
-    new = runs / "20261205-000001-new"
-    # the identifier and the unified stage travel; the source's per-domain stages do not
-    assert sorted(p.name for p in (new / "checkpoints" / "resume").iterdir()) == \
-        ["000-identifier.done.pt", "001-unified.done.pt"]
-    assert (new / "identifier" / "semantic_id.json").is_file()
+    assert not continuing and "--resume" not in cmd and f"transfer.from_run={source.name}" in cmd
+    assert cmd[cmd.index("--plugin") + 1] == "gmc" and "transfer.params.mode=full" in cmd
     assert "gmc-t5-paper-size` seed 2025 (run 20261205-000000-source" in row["note"]
-    # tiger trains no unified stage: nothing to start from
-    assert generative.unified_source("tiger-t5-paper-size", 2025, args, done) is None
-
-
-def test_start_run_folder_leaves_a_recorded_resumable_run_with_nothing_trained(tmp_path):
-    from mtrec.registry import open_registry
-
-    benchkit = importlib.import_module("benchkit")
-    registry = tmp_path / "registry.db"
-    cmd = benchkit.mtrec_run_command(["--plugin", "sasrec", "--quick", "--name", "started"], registry,
-                                     tmp_path / "metrics.json")
-    env = {**benchkit.thread_env(1), "MTREC_HOME": str(tmp_path / "home")}
-    run_id = benchkit.start_run_folder(cmd, env, tmp_path / "home", tmp_path / "stdout.log")
-    folder = tmp_path / "home" / "runs" / run_id
-    assert json.loads((folder / "config.json").read_text())["name"] == "started"
-    assert not (folder / "metrics.json").exists() and not (tmp_path / "metrics.json").exists()
-    # at most the identifier (sasrec's is a lookup table, fitted at once): no training stage ran
-    assert {p.name for p in folder.glob("checkpoints/resume/*.done.pt")} <= {"000-identifier.done.pt"}
-    assert open_registry(f"sqlite:///{registry}").get_run(run_id)["status"] == "interrupted"
-    assert f"mtrec run --resume {run_id}" in (tmp_path / "stdout.log").read_text()
-    # it is what unfinished_run finds to continue
-    assert benchkit.unfinished_run(tmp_path / "home", "started", {"recipe": "sasrec"}) == run_id
+    assert "transfer.from_run" not in row["overrides"]  # the row's definition stays that of every seed

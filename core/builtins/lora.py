@@ -15,6 +15,10 @@ Stages:
    epoch beats it on ``D``'s validation; that score is the unified stage's own validation of ``D``
    at its best epoch whenever it is the same computation (``reusable_validation``), so it is free.
 
+The unified stage reads none of the per-domain params (``per_domain_params``: ``mode``, the LoRA
+shape, ``lora_*``), so a run that differs from another only in those takes that run's identifier and
+unified stage with ``transfer.from_run`` and trains only its per-domain stages (:mod:`mtrec.training.reuse`).
+
 ``loss_weighting`` borrows another strategy's loss combiner for the unified stage: any registered
 transfer that provides ``loss-weighting`` (e.g. SyNCRec's ``ntg-weighting``), given as
 ``{name, params}``.  Its requirements on the other parts are checked with the config, before any
@@ -39,7 +43,7 @@ import re
 import warnings
 from functools import wraps
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import torch
 from pydantic import BaseModel, Field, ValidationError
@@ -253,6 +257,14 @@ class AdapterView(nn.Module):
 
 
 class UnifiedThenLoRA(ModelSetStrategy):
+    # Read by the per-domain stages only: runs that differ in these alone share the unified stage
+    # (transfer.from_run, mtrec.training.reuse).  A subclass whose stage 1 reads one of them, or
+    # refits the identifier, must narrow this (or set it empty to share nothing).
+    per_domain_params: ClassVar[frozenset[str]] = frozenset({
+        "mode", "r", "alpha", "dropout", "target_modules", "lora_lr", "lora_batch_size", "lora_epochs",
+        "lora_patience", "lora_lr_decay_patience",
+    })
+
     def __init__(self, params: UnifiedThenLoRAParams, run: "Run | None" = None) -> None:
         self.params = params
         self.combiner: Any = None  # the borrowed loss combiner of the unified stage, if any
@@ -301,7 +313,7 @@ class UnifiedThenLoRA(ModelSetStrategy):
         model = run.build_encoder()
         self.unified_result = run.train_stage(
             model, Stage(name="unified", domains=run.source_domains, validate_on=run.target_domains,
-                         combine=self.unified_combiner(run, model)))
+                         combine=self.unified_combiner(run, model), reusable=True))
         return model
 
     def execute(self, run: "Run") -> dict[int, nn.Module]:

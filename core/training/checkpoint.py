@@ -148,6 +148,10 @@ def resume_dir(run_dir: Path) -> Path:
     return run_dir / "checkpoints" / "resume"
 
 
+# the identifier's step, before every stage (stages are numbered from 001)
+IDENTIFIER_STEP = "000-identifier"
+
+
 def step_paths(run_dir: Path, key: str) -> tuple[Path, Path]:
     """``(done, last)`` files of one step: its final state, and its last finished epoch."""
     folder = resume_dir(run_dir)

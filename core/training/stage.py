@@ -87,6 +87,9 @@ class Stage:
     # A round of a longer schedule that a later stage of the same model continues (alternate training's
     # rounds before the last): its epoch count is the method's, not a budget, so it is never flagged capped.
     intermediate: bool = False
+    # Trained from config outside the strategy's per_domain_params only (unified-then-lora's unified
+    # stage): a run with transfer.from_run takes it, finished, from that run (mtrec.training.reuse).
+    reusable: bool = False
 
 
 @dataclass
@@ -111,6 +114,8 @@ class StageResult:
     # "metrics": domain name -> metric -> value, "counts": domain name -> users}.  Plain data, so it
     # travels in the stage's resume file; a later stage starting from these weights may reuse it.
     best_validation: dict[str, Any] | None = None
+    # The run this stage was taken from (transfer.from_run), whose timings and history these are.
+    from_run: str | None = None
 
 
 def reusable_validation(run: "Run", earlier: StageResult, domain: int) -> "EvalReport | None":

@@ -23,7 +23,8 @@ state, early-stopping counters, history) and at the end of
 the stage ``<NNN-stage>.done.pt`` (final weights, result, RNG).  A resumed run (``mtrec run
 --resume``) replays the strategy: finished stages load their result instead of training, the
 interrupted one continues after its last epoch, and the RNG states make the continuation the same
-computation as an uninterrupted run.
+computation as an uninterrupted run.  A ``reusable`` stage of a run with ``transfer.from_run`` is
+taken the same way from that run's ``.done.pt`` (:mod:`mtrec.training.reuse`).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from mtrec.training.checkpoint import (
     step_paths,
 )
 from mtrec.training.memory import PeakMemory
+from mtrec.training.reuse import take_stage
 from mtrec.training.stage import Stage, StageResult
 
 if TYPE_CHECKING:
@@ -125,14 +127,17 @@ class StageState:
 
 def train_stage(run: "Run", model: nn.Module, stage: Stage) -> StageResult:
     index = run.stage_counter()
-    done_path, last_path = step_paths(run.run_dir, stage_key(index, stage.name))
+    key = stage_key(index, stage.name)
+    done_path, last_path = step_paths(run.run_dir, key)
     device = run.device
     model.to(device)
     if isinstance(stage.combine, nn.Module):
         stage.combine.to(device)
 
     done = _read_on_main(done_path)
-    if done is not None:  # resumed run: this stage finished before the interruption
+    if done is None and stage.reusable:  # transfer.from_run: an earlier run trained this stage
+        done = D.broadcast_object(take_stage(run, key, stage.name, done_path) if D.is_main() else None)
+    if done is not None:  # resumed run (this stage finished before the interruption), or taken
         return _restore_finished(model, stage, done)
 
     # Ranks draw different dropout masks and negatives; the global RNG is left as it was found,

@@ -26,7 +26,7 @@ their items get IDs from their text, the recommender never sees their interactio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import torch
 from pydantic import Field
@@ -98,6 +98,10 @@ class GeneratorObjective(nn.Module):
 
 
 class AlternateTraining(UnifiedThenLoRA):
+    # Its rounds regenerate the identifier after the identifier step, so no stage of one run can be
+    # another's: transfer.from_run is refused for it before the run starts.
+    per_domain_params: ClassVar[frozenset[str]] = frozenset()
+
     def __init__(self, params: AlternateParams, run: "RunContext | None" = None) -> None:
         super().__init__(params, run)
         self.params: AlternateParams = params
