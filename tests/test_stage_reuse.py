@@ -133,3 +133,20 @@ def test_a_source_whose_files_lead_out_of_its_folder_is_refused(spec, lora_run, 
     (linked / "identifier").symlink_to(outside, target_is_directory=True)
     out = _refused(run_args(spec, *UNIFIED_THEN, *FULL, "--set", f"transfer.from_run={linked.name}"))
     assert "refusing to read" in out and "leads out of run 20000101-000000-linked's folder" in out
+
+
+def test_which_strategies_share_a_stage_and_that_they_declare_only_their_own_params():
+    from mtrec.config import resolve
+    from mtrec.plugins import Plugins
+    from mtrec.training.reuse import per_domain_params
+
+    catalogue = Plugins().load().catalogue
+    for component in catalogue.components["transfer"].values():
+        declared = getattr(component.factory, "per_domain_params", frozenset())
+        assert declared <= set(component.params.model_fields), f"{component.name}: {declared}"
+    assert {"mode", "r", "lora_lr"} <= per_domain_params(resolve(catalogue, "gmc"))
+    # unified-then-lora's own stage-1 keys are not among them
+    assert not {"domain_weighting", "loss_weighting"} & per_domain_params(resolve(catalogue, "gmc"))
+    # IDGenRec's rounds regenerate the identifier: nothing to share, though it subclasses unified-then-lora
+    assert per_domain_params(resolve(catalogue, "idgenrec")) == frozenset()
+    assert per_domain_params(resolve(catalogue, "tiger")) == frozenset()
