@@ -189,7 +189,9 @@ class Comparison:
 def compare(a_rows: list[dict], b_rows: list[dict], domain: str, metric: str = "ndcg@10", *, method: str = "a",
             baseline: str = "b", role: str = "", strongest: bool | None = None) -> Comparison:
     """``a`` minus ``b`` on ``domain``: paired by seed over the seeds both sides have when there are two or
-    more, else (one seed) the per-user standard-error bound of each side."""
+    more, else the per-user standard-error bound of each side -- on the one seed both have, when they
+    share one (a row with one seed beside a baseline with more is compared on that seed, not against
+    the baseline's mean over other seeds)."""
     if not a_rows or not b_rows:
         raise ValueError("compare needs rows on both sides")
     a_by, b_by = {r.get("seed"): r for r in a_rows}, {r.get("seed"): r for r in b_rows}
@@ -210,6 +212,10 @@ def compare(a_rows: list[dict], b_rows: list[dict], domain: str, metric: str = "
         how = f"paired by seed over {seeds} seeds"
         used = [a_by[s] for s in common] + [b_by[s] for s in common]
     else:
+        shared = len(common) == 1 and (len(a_rows) > 1 or len(b_rows) > 1)
+        if shared:
+            a_rows, b_rows = [a_by[common[0]]], [b_by[common[0]]]
+            a_vals, b_vals = [metric_of(a_rows[0], domain, metric)], [metric_of(b_rows[0], domain, metric)]
         a, b = statistics.mean(a_vals), statistics.mean(b_vals)
         n_a, n_b = users_of(a_rows[0], domain), users_of(b_rows[0], domain)
         if not n_a or not n_b:
@@ -217,7 +223,8 @@ def compare(a_rows: list[dict], b_rows: list[dict], domain: str, metric: str = "
         se = math.sqrt(se_bound(a, n_a) ** 2 + se_bound(b, n_b) ** 2)
         diff, a_std, b_std, seeds = a - b, std(a_vals), std(b_vals), 1
         users = f"n = {n_a}" if n_a == n_b else f"n = {n_a} and {n_b}"
-        how = (f"one seed, per-user bound, {users}" if len(a_rows) == len(b_rows) == 1
+        how = (f"seed {common[0]}, the one both sides have, per-user bound, {users}" if shared
+               else f"one seed, per-user bound, {users}" if len(a_rows) == len(b_rows) == 1
                else f"seeds not paired, per-user bound, {users}")
         used = a_rows + b_rows
     capped = [c for c in (capped_reason(r, method if any(r is x for x in a_rows) else baseline, seeds > 1)
@@ -712,6 +719,8 @@ def measured_text(result: SettingResult) -> str:
     parts = [f"{d}: " + ", ".join(f"{n} {v}" for n, v in cell.items()) for d, cell in per_domain.items()]
     if seeds > 1:
         how = f"mean ± std over {seeds} seeds"
+        if any(" ± " not in value for cell in per_domain.values() for value in cell.values()):
+            how += "; one seed where no ± is shown"  # a row that has one seed so far, beside seeded pairs
     elif any(sd is not None for c in result.comparisons for sd in (c.a_std, c.b_std)):
         # a one-seed row beside a baseline that has its seeds: say which number is which
         how = "one seed; mean ± std over seeds where ± is shown"

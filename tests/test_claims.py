@@ -243,9 +243,29 @@ def test_a_one_seed_row_beside_a_seeded_baseline_says_which_number_has_seeds():
     results, _, _ = claims.evaluate(spec, records)
     paper_size = next(r for r in results if "papers' T5" in r.label)
     text = claims.measured_text(paper_size)
-    assert "(NDCG@10, one seed; mean ± std over seeds where ± is shown)" in text
-    assert "tiger, the papers' T5 0.0270," in text and "sasrec 0.0305 ± 0.0005" in text
+    # every comparison is on the one seed both sides have, so SASRec shows its seed-2024 number
+    assert "(NDCG@10, one seed)" in text
+    assert "tiger, the papers' T5 0.0270," in text and "sasrec 0.0300" in text
     assert "mean ± std over 3 seeds" in claims.measured_text(results[0])
+    # two seeds of the pair, one of the full fine-tuning so far: the text says which number is which
+    records["generative"] = _generative({**three, "gmc-t5-paper-size": [0.028, 0.026],
+                                         "tiger-t5-paper-size": [0.027, 0.029], "gmc-t5-paper-size-full-finetune": [0.029]})
+    results, _, _ = claims.evaluate(spec, records)
+    text = claims.measured_text(next(r for r in results if "papers' T5" in r.label))
+    assert "(NDCG@10, mean ± std over 2 seeds; one seed where no ± is shown)" in text
+    assert "long full fine-tuning per domain 0.0290," in text
+
+
+def test_a_row_with_one_seed_is_compared_on_that_seed_when_the_other_side_has_more():
+    a = seeded("a", [0.028])
+    b = seeded("b", [0.030, 0.020, 0.020], recipe="sasrec", loss="ce")
+    c = claims.compare(a, b, "D")
+    assert c.seeds == 1 and c.diff == pytest.approx(-0.002) and c.b == pytest.approx(0.030)  # not 0.028 - 0.0233
+    assert c.how.startswith("seed 2024, the one both sides have")
+    assert c.b_std is None
+    # no seed in common: the means, said to be unpaired
+    c = claims.compare(a, [dict(r, seed=r["seed"] + 10) for r in b], "D")
+    assert c.how.startswith("seeds not paired") and c.b == pytest.approx(0.070 / 3)
 
 
 def test_pending_runs_are_counted_for_the_recipes_a_setting_compares():
