@@ -20,15 +20,16 @@ def cache_dir(kind: str) -> Path:
     return Path(root) / kind
 
 
-# what a run id looks like (the time and a random suffix); a name with '/' or '..' would lead elsewhere
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
+#: What a run id may look like (the engine's are the time and a random suffix), wherever an id names a
+#: run folder: the registry and ``--resume`` / ``transfer.from_run``.  A name with '/' or '..' would lead elsewhere.
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 def run_folder_id(root: Path, run_id: str) -> str:
     """The full id of the run folder under ``root`` named ``run_id`` or, uniquely, starting with it.
 
     ValueError, with the message to show, when there is none, several, or ``run_id`` is not an id."""
-    if not _RUN_ID.fullmatch(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise ValueError(f"{run_id!r} is not a run id (ids look like 20261205-071544-8604e9)")
     if (root / run_id).is_dir():
         return run_id

@@ -9,7 +9,6 @@ import functools
 import hashlib
 import math
 import os
-import re
 import shutil
 import socket
 import threading
@@ -26,7 +25,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQL
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from mtrec.paths import data_dir
+from mtrec.paths import RUN_ID, data_dir
 
 from . import migrate
 from .errors import RegistryError
@@ -38,7 +37,6 @@ SQLITE_BUSY_TIMEOUT_S = 60.0
 #: How long to wait for a PostgreSQL server to answer (unless the URL sets connect_timeout).
 PG_CONNECT_TIMEOUT_S = 10
 
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _COMPONENT_KEYS = ("kind", "name", "plugin", "distribution", "version")
 _METRIC_REQUIRED = ("stage", "split", "domain", "name", "value")
 _METRIC_KEYS = frozenset(_METRIC_REQUIRED + ("k", "step"))
@@ -428,7 +426,7 @@ class Registry:
             host = this_host
         if pid is None and host == this_host:
             pid = os.getpid()
-        if run_id is not None and not _ID_RE.match(run_id):
+        if run_id is not None and not RUN_ID.fullmatch(run_id):
             raise RegistryError(
                 f"invalid run id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
             )
@@ -789,7 +787,7 @@ def _locked(session: Session, run_id: str) -> Run:
 
 def _check_folder_id(run_id: str, doing: str) -> None:
     # An id read from the database names a folder: one with '/' or '..' would lead elsewhere.
-    if not _ID_RE.match(run_id) or run_id in (".", ".."):
+    if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
         raise RegistryError(f"refusing to {doing}: {run_id!r} is not a valid run id, so it names no run folder")
 
 

@@ -14,8 +14,8 @@ can start as soon as the first one's unified stage is done.
 
 Before the run is recorded (:func:`check_stage_source`): the strategy declares per-domain params, the
 folder exists and holds a fitted identifier, the dataset fingerprint is the same, and the two configs
-are equal but for the names (run, recipe, dataset spec) and the per-domain params -- anything else would make
-the taken stages a different computation than this run's config says.  The files are read with
+are equal but for the names (run, recipe, dataset spec) and the per-domain params -- anything else
+would make the taken stages a different computation than this run's config says.  The files are read with
 ``weights_only`` like every resume file, and the id names a folder beside this run's, never a path.
 """
 
@@ -75,7 +75,7 @@ def check_stage_source(resolved: "ResolvedConfig", catalogue: "Catalogue", datas
     exempt = per_domain_params(resolved)
     if not exempt:
         raise ConfigError(f"{KEY}: transfer {config.transfer.name!r} has no stage another run can share "
-                          "(a strategy that has declares per_domain_params, e.g. unified-then-lora)")
+                          "(only a strategy that declares per_domain_params shares one, e.g. unified-then-lora)")
     folder = source_folder(runs_root, config.transfer.from_run)
     run_id = config.transfer.from_run = folder.name
     try:
@@ -102,9 +102,10 @@ def check_stage_source(resolved: "ResolvedConfig", catalogue: "Catalogue", datas
             f"{KEY}: run {run_id} trained its stages with another config: {shown}{more}. Only the run's name, "
             f"the recipe's name, the dataset spec's path and transfer.params.{{{', '.join(sorted(exempt))}}} may differ"
         )
-    if not step_paths(folder, IDENTIFIER_STEP)[0].is_file() or not (folder / "identifier").is_dir():
+    identifier_done = step_paths(folder, IDENTIFIER_STEP)[0]
+    if not identifier_done.is_file() or not (folder / "identifier").is_dir():
         raise ConfigError(f"{KEY}: run {run_id} has not fitted its identifier yet; start this run when it has")
-    for path in (folder / "identifier", step_paths(folder, IDENTIFIER_STEP)[0].parent):
+    for path in (folder / "identifier", identifier_done.parent):
         _refuse_links(folder, path)
 
 
