@@ -214,6 +214,44 @@ def test_seq2seq_cached_decoding_matches_full_forward(history):
     assert full.shape == (6, 3, model.identifier_vocab)
 
 
+def _cross_rows(state) -> int:
+    return int(state.cache.cross_attention_cache.layers[0].keys.shape[0])
+
+
+def test_beams_share_one_cross_attention_copy_per_example():
+    """Widening 6 examples to 4 beams each keeps 6 rows of encoder keys/values (not 24), and the
+    grouped attention gives the per-copy attention's logits; a layout that is not a run of beams
+    per example falls back to one copy per row, still exact."""
+    model = _tiny_seq2seq()
+    batch = _history()
+    tokens = model.item_token_table[torch.tensor([1, 2, 3, 4, 5, 6])]
+    widen = torch.arange(6).repeat_interleave(4)
+    with torch.no_grad():
+        state = model.encode(batch)
+        full = model.sequence_logits(model.select_state(state, widen), tokens[widen])  # no cache: per row
+        _, step_state = model.step(state, tokens[:, :0])
+        step_state = model.select_state(step_state, widen)
+        assert _cross_rows(step_state) == 6 and step_state.cross_group == 4
+        logits, step_state = model.step(step_state, tokens[widen, :1])
+        assert torch.allclose(logits, full[:, 1], atol=1e-5)
+        # beams reordered within their example: still one copy each
+        within = (widen * 4 + torch.tensor([3, 2, 1, 0]).repeat(6))
+        step_state = model.select_state(step_state, within)
+        assert _cross_rows(step_state) == 6
+        # a layout across examples (user 5's beams first): copied per row, and still the same logits
+        across = torch.cat([torch.arange(20, 24), torch.arange(0, 20)])
+        step_state = model.select_state(step_state, across)
+        assert _cross_rows(step_state) == 24 and step_state.cross_group == 1
+        order = within[across]
+        logits, _ = model.step(step_state, tokens[widen[order], :2])
+        assert torch.allclose(logits, full[order, 2], atol=1e-5)
+        # transformers' own sdpa (a copy per beam) finds the same beams
+        grouped = beam_search(model, batch, build_trie(model.item_token_table[1:], torch.arange(1, 41)), 8)
+        model.t5.set_attn_implementation("sdpa")
+        copied = beam_search(model, batch, build_trie(model.item_token_table[1:], torch.arange(1, 41)), 8)
+    assert torch.equal(grouped[0], copied[0]) and torch.allclose(grouped[1], copied[1], atol=1e-5)
+
+
 @pytest.mark.parametrize("view,history", [("single", "tokens"), ("cross", "tokens"), ("single", "items")])
 def test_seq2seq_beam_search_batched_and_sampled_scores_agree(view, history):
     model = _tiny_seq2seq(view=view, history=history)

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field
 
+from mtrec.builtins.beam_attention import ATTENTION, uniform_group
 from mtrec.builtins.dropout import use_packed_dropout
 from mtrec.builtins.generative import GenerativeEncoder, id_positions
 from mtrec.components import Params
@@ -91,7 +92,8 @@ class Seq2SeqState:
     hidden: torch.Tensor  # [B, S, d_model]
     mask: torch.Tensor  # [B, S] (long, 1 = attend)
     rows: torch.Tensor  # [B'] example index of each row
-    cache: object | None = None  # transformers EncoderDecoderCache, rows aligned with ``rows``
+    cache: object | None = None  # transformers EncoderDecoderCache, self-attention rows aligned with ``rows``
+    cross_group: int = 1  # decoding rows per cross-attention cache row (beam_attention: one copy per example)
 
 
 class Seq2Seq(GenerativeEncoder):
@@ -122,6 +124,7 @@ class Seq2Seq(GenerativeEncoder):
             tie_word_embeddings=True, use_cache=False, is_encoder_decoder=True,
         )
         self.t5 = T5ForConditionalGeneration(config)
+        self.t5.set_attn_implementation(ATTENTION)  # sdpa, without a copy of the encoder states per beam
         if params.dropout_masks == "packed":
             use_packed_dropout(self.t5)
         # Derived from the identifier (saved with it), so not part of the state dict.
@@ -255,14 +258,23 @@ class Seq2Seq(GenerativeEncoder):
         return Seq2SeqState(hidden, mask, torch.arange(mask.shape[0], device=mask.device))
 
     def select_state(self, state: Seq2SeqState, index: torch.Tensor) -> Seq2SeqState:
-        rows = state.rows[index]
+        rows, group = state.rows[index], state.cross_group
         if state.cache is not None:
             state.cache.self_attention_cache.batch_select_indices(index)
-            # Cross-attention keys/values depend on the example only: beams reordered within their
-            # example keep them, so they are copied only when the row layout changes (expansion).
-            if not torch.equal(rows, state.rows):
-                state.cache.cross_attention_cache.batch_select_indices(index)
-        return replace(state, rows=rows)
+            cross = state.cache.cross_attention_cache
+            if cross.get_seq_length() > 0:
+                # Cross-attention keys/values depend on the example only: while every cache row serves
+                # a run of consecutive decoding rows (beams widened or reordered within their example)
+                # they stay one copy per example; any other layout is copied row by row.
+                source = torch.div(index, group, rounding_mode="floor")  # the cache row each new row reads
+                if self.t5.config._attn_implementation == ATTENTION:
+                    group = uniform_group(source, state.rows.shape[0] // group)
+                else:  # another attention reads a cache row per decoding row
+                    group = 1 if torch.equal(rows, state.rows) else None
+                if group is None:
+                    cross.batch_select_indices(source)
+                    group = 1
+        return replace(state, rows=rows, cross_group=group)
 
     def _decode(self, state: Seq2SeqState, decoder_ids: torch.Tensor, cache: object | None) -> torch.Tensor:
         n, (s, d) = state.rows.shape[0], state.hidden.shape[1:]
@@ -293,6 +305,7 @@ class Seq2Seq(GenerativeEncoder):
         else:
             cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
             decoder_ids = None
+            state = replace(state, cross_group=1)  # the new cache's cross-attention rows are ``rows``
         if decoder_ids is None:
             start = torch.full((prefix.shape[0], 1), PAD, dtype=torch.long, device=prefix.device)
             decoder_ids = torch.cat([start, self.to_model_tokens(prefix)], dim=1)
