@@ -4,14 +4,16 @@ states per beam (``seq2seq``'s grouped cross-attention, :mod:`mtrec.builtins.bea
 
 For each T5 size (the ``gmc`` recipe's CPU default and the papers' T5 of the ``*-t5-paper-size``
 benchmark rows), the script builds one seeded, untrained model on the bundled ``amazon-mini``
-data with a stand-in identifier (gmc's layout: 4 levels of 256 random codes plus a level that
+data, or with ``--data multidomain`` on the four-domain data of ``benchmarks/generative.py``
+(built or reused in its default work folder; needs ``../shared/datasets``), with a stand-in identifier (gmc's layout: 4 levels of 256 random codes plus a level that
 tells apart items sharing them; beam search does the same work whatever the weights and codes),
 then runs the evaluator over every test user of every domain (beam 20, full ranking, as a run's
 validation and test do) twice: with transformers' ``sdpa`` attention, whose cache copies the
 cross-attention keys and values once per beam, and with mtrec's grouped attention.  It reports
 users per second and per CPU-second, and whether the two give the same metrics.
 
-    python benchmarks/beam_attention.py            # writes the section of docs/benchmarks.md
+    python benchmarks/beam_attention.py                     # bundled data
+    python benchmarks/beam_attention.py --data multidomain  # what the generative rows validate on
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class StandInCodes:
         return torch.as_tensor(self.tokens[np.asarray(run.dataset.domain_items[domain])])
 
 
-def measure(label: str, overrides: list[str], threads: int) -> dict:
+def measure(label: str, overrides: list[str], threads: int, dataset_spec: str | None) -> dict:
     from mtrec.builtins.beam_attention import ATTENTION
     from mtrec.builtins.trie_beam import beam_search
     from mtrec.config import resolve
@@ -74,7 +76,8 @@ def measure(label: str, overrides: list[str], threads: int) -> dict:
 
     torch.set_num_threads(threads)
     plugins = Plugins().load()
-    resolved = resolve(plugins.catalogue, "gmc", overrides=overrides)
+    resolved = resolve(plugins.catalogue, "gmc", overrides=overrides,
+                       extra={"dataset": dataset_spec} if dataset_spec else None)
     dataset = load_run_dataset(resolved, plugins, progress=False)
     run = RunContext(resolved, dataset, plugins, torch.device("cpu"), WORK_ROOT / "beam-attention-run", progress=False)
     item_domain = np.full(dataset.n_items + 1, -1)
@@ -84,8 +87,9 @@ def measure(label: str, overrides: list[str], threads: int) -> dict:
     torch.manual_seed(0)
     model = run.build_encoder().eval()
     models = {d: model for d in run.all_domains}
-    users = len(run.examples("test")["target"])
-    row = {"size": label, "threads": threads, "users": users, "beam": run.decoder.params.beam_size,
+    test = run.examples("test")
+    users = len(test["target"])
+    row = {"size": label, "domains": list(dataset.domains), "history_items": float((test["history"] > 0).sum(1).mean()), "threads": threads, "users": users, "beam": run.decoder.params.beam_size,
            "parameters": sum(p.numel() for p in model.parameters()), "batch_size": resolved.config.evaluation.batch_size}
     first = run.examples("test", run.all_domains[:1])
     sample = {k: torch.as_tensor(v[:128]) for k, v in first.items()}  # the first batch's beams, compared below
@@ -109,16 +113,17 @@ def measure(label: str, overrides: list[str], threads: int) -> dict:
     return row
 
 
-def section(rows: list[dict], machine: dict, load: dict, when: str) -> str:
+def section(rows: list[dict], machine: dict, load: dict, when: str, data: str, command: str) -> str:
     lines = [
         "## Beam search without a copy per beam (grouped cross-attention)",
         "",
         f"- **Machine:** {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']}, CPU only. "
         f"**When:** {when}; 1-minute load mean {load['mean_1min']:.1f} on {machine['cores']} cores "
         "(other work shared the machine: compare the CPU-second columns, which it affects much less than wall time).",
-        "- **Command:** `python benchmarks/beam_attention.py`",
-        f"- **What runs:** the evaluator over every test user of the bundled `amazon-mini` data "
-        f"({rows[0]['users']:,} users, 3 domains), trie-constrained beam search with beam {rows[0]['beam']}, "
+        f"- **Command:** `{command}`",
+        f"- **What runs:** the evaluator over all {rows[0]['users']:,} test users of {data}, in "
+        f"{', '.join(rows[0]['domains'])}, {rows[0]['history_items']:.1f} history items a user on average "
+        f"(at most `data.max_len`); trie-constrained beam search with beam {rows[0]['beam']}, "
         f"full ranking, {rows[0]['batch_size']} users a batch: what a run's validation and test do. "
         "One seeded, untrained model per T5 size, a stand-in identifier in gmc's layout (beam search does "
         "the same work whatever the weights and codes).",
@@ -154,13 +159,24 @@ def section(rows: list[dict], machine: dict, load: dict, when: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch threads [1]")
+    parser.add_argument("--data", choices=["bundled", "multidomain"], default="bundled",
+                        help="the recipe's bundled amazon-mini data, or benchmarks/generative.py's four domains")
     parser.add_argument("--out", type=Path, default=BENCHMARKS_MD)
     args = parser.parse_args(argv)
+    spec, data = None, "the bundled `amazon-mini` data"
+    if args.data == "multidomain":
+        from generative import CACHE, build_data
+
+        spec = str(build_data(CACHE, 3000, 2000, 2024))
+        data = ("the multi-domain benchmark's data (`benchmarks/generative.py`: Scientific 3,000 users, "
+                "ArtsOffice, Microlens 2,000 users, data seed 2024)")
     machine = machine_info()
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with LoadSampler() as sampler:
-        rows = [measure(label, overrides, t) for label, overrides in SIZES.items() for t in args.threads]
-    write_section(args.out, SECTION, section(rows, machine, sampler.summary(), when))
+        rows = [measure(label, overrides, t, spec) for label, overrides in SIZES.items() for t in args.threads]
+    command = "python benchmarks/beam_attention.py" + (f" {' '.join(argv if argv is not None else sys.argv[1:])}"
+                                                       if (argv if argv is not None else sys.argv[1:]) else "")
+    write_section(args.out, SECTION, section(rows, machine, sampler.summary(), when, data, command))
     log(f"wrote {args.out} (section {SECTION})")
     return 0
 

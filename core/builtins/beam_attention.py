@@ -3,8 +3,9 @@
 In a beam search every beam of an example attends to the same encoder states.  transformers'
 ``EncoderDecoderCache`` holds the cross-attention keys and values per decoding row, so widening an
 example to ``k`` beams copies them ``k`` times: with the papers' T5 (4 decoder layers, 6 heads of
-64), 100 encoder positions and beam 20 that is 24 MB an example, half of a validation pass's CPU
-time in copies alone (docs/benchmarks.md, "Beam search without a copy per beam").  Here the cache
+64) and beam 20 that is 240 KB per encoder position of an example, a third of a validation pass's
+CPU time on the multi-domain benchmark (docs/benchmarks.md, "Beam search without a copy per
+beam").  Here the cache
 keeps one row per example, and an example's ``k`` beams become ``k`` query positions of that one
 row: the same scores, softmax and weighted sum per beam, read from one copy.
 
