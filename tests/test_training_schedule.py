@@ -473,3 +473,13 @@ def test_resume_checkpoint_state_is_versioned(tmp_path, monkeypatch):
     torch.save({**last, "state_version": trainer.StageState.VERSION + 1}, last_path)
     with pytest.raises(UserError, match="format 2; this mtrec reads format 1"):
         fit(fake_run(tmp_path, scripted([0.3])), Stage(name="fit", domains=[0]))
+
+
+def test_the_epoch_line_splits_a_validated_epoch_into_training_and_validation():
+    state = trainer.StageState(best_value=0.0130, best_epoch=2)
+    validated = trainer.epoch_line("unified", 3, 8, {"loss": 2.13449, "ndcg@10": 0.0123}, "ndcg@10", state, 81.4, 52.2)
+    assert validated == "stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s (training 52 s)"
+    # an epoch without validation is all training: no split to show
+    assert trainer.epoch_line("unified", 4, 8, {"loss": 2.0}, "ndcg@10", state, 50.0, 50.0).endswith("loss 2.0000  50 s")
+    # epoch 0 (the starting model) trains nothing
+    assert trainer.epoch_line("lora:A", 0, 8, {"ndcg@10": 0.02}, "ndcg@10", state, 9.0).endswith("@2)  9 s")

@@ -248,7 +248,8 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
                                     lengths=lengths, bucket=cfg.length_buckets)
             mean_loss = _train_epoch(model, tensors, batches, step, optimizer, scheduler, params, cfg.max_grad_norm,
                                      amp, device)
-            state.train_seconds += time.perf_counter() - epoch_start
+            trained = time.perf_counter() - epoch_start
+            state.train_seconds += trained
             state.epoch = epoch
             row: dict = {"epoch": epoch, "loss": D.mean_over_ranks(mean_loss)}
             # The epoch's mean training loss is a registry row like the validation metrics, so the
@@ -268,7 +269,7 @@ def _train(run: "Run", model: nn.Module, stage: Stage, index: int, last_path: Pa
                 bar.set_postfix(loss=f"{row['loss']:.4f}")
             if D.is_main():
                 log.info(epoch_line(stage.name, epoch, epochs, row, cfg.select_metric, state,
-                                    time.perf_counter() - epoch_start))
+                                    time.perf_counter() - epoch_start, trained))
             state.history.append(row)
             state.elapsed = elapsed_before + time.perf_counter() - started
             # Checkpoint (with this epoch's rows), log, then mark them logged: a resumed stage logs
@@ -362,15 +363,19 @@ def decay_on_plateau(scheduler: Any, optimizer: torch.optim.Optimizer, factor: f
         group["lr"] = lr * lam(scheduler.last_epoch)
 
 
-def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: StageState, seconds: float) -> str:
-    """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s``
+def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, state: StageState, seconds: float,
+               trained: float | None = None) -> str:
+    """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s (training 52 s)``
 
-    Epoch 0 (a ``score_start`` stage's starting model) has no loss: ``... epoch 0/8  start  val ...``.
+    The part in parentheses appears on validated epochs: the rest of the epoch's seconds is the
+    validation (beam search costs generative models as much as their training).  Epoch 0 (a
+    ``score_start`` stage's starting model) has no loss: ``... epoch 0/8  start  val ...``.
     """
     line = f"stage {stage}: epoch {epoch}/{epochs}  " + (f"loss {row['loss']:.4f}" if "loss" in row else "start")
     if metric in row:
         line += f"  val {metric} {row[metric]:.4f} (best {state.best_value:.4f} @{state.best_epoch})"
-    return line + f"  {seconds:.0f} s"
+    line += f"  {seconds:.0f} s"
+    return line + (f" (training {trained:.0f} s)" if trained is not None and metric in row else "")
 
 
 def _step_function(run: "Run", model: nn.Module, stage: Stage, params: list[nn.Parameter]) -> tuple[Callable, Callable[[], None]]:
