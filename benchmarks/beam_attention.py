@@ -40,23 +40,23 @@ SIZES = {
 
 
 class StandInCodes:
-    """gmc's identifier layout with seeded random codes: 4 levels of 256, then a 5th level that
-    numbers the items sharing their first four codes (so every id is unique, as the real one)."""
+    """gmc's identifier layout with seeded random codes: 4 levels of ``size`` (256), then a 5th level
+    that numbers the items sharing their first four codes (so every id is unique, as the real one)."""
 
-    def __init__(self, item_domain: np.ndarray, seed: int = 0) -> None:
+    def __init__(self, item_domain: np.ndarray, seed: int = 0, size: int = 256) -> None:
         g = np.random.default_rng(seed)
         n = item_domain.size
-        codes = g.integers(0, 256, (n, 4)) + np.arange(4) * 256
+        codes = g.integers(0, size, (n, 4)) + np.arange(4) * size
         _, group = np.unique(codes, axis=0, return_inverse=True)
         extra = np.zeros(n, dtype=np.int64)
         seen: dict[int, int] = {}
         for i, key in enumerate(group.ravel()):
             extra[i] = seen.get(int(key), 0)
             seen[int(key)] = extra[i] + 1
-        self.tokens = np.concatenate([codes, (4 * 256 + extra)[:, None]], axis=1)
+        self.tokens = np.concatenate([codes, (4 * size + extra)[:, None]], axis=1)
         self.tokens[0] = 0
         self.item_domain = item_domain
-        self.vocab_size = 4 * 256 + int(extra.max()) + 1
+        self.vocab_size = 4 * size + int(extra.max()) + 1
         self.version = 0
 
     def item_tokens(self) -> torch.Tensor:
@@ -174,8 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with LoadSampler() as sampler:
         rows = [measure(label, overrides, t, spec) for label, overrides in SIZES.items() for t in args.threads]
-    command = "python benchmarks/beam_attention.py" + (f" {' '.join(argv if argv is not None else sys.argv[1:])}"
-                                                       if (argv if argv is not None else sys.argv[1:]) else "")
+    command = " ".join(["python benchmarks/beam_attention.py", *(sys.argv[1:] if argv is None else argv)])
     write_section(args.out, SECTION, section(rows, machine, sampler.summary(), when, data, command))
     log(f"wrote {args.out} (section {SECTION})")
     return 0

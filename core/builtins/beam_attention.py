@@ -5,9 +5,9 @@ In a beam search every beam of an example attends to the same encoder states.  t
 example to ``k`` beams copies them ``k`` times: with the papers' T5 (4 decoder layers, 6 heads of
 64) and beam 20 that is 240 KB per encoder position of an example, a third of a validation pass's
 CPU time on the multi-domain benchmark (docs/benchmarks.md, "Beam search without a copy per
-beam").  Here the cache
-keeps one row per example, and an example's ``k`` beams become ``k`` query positions of that one
-row: the same scores, softmax and weighted sum per beam, read from one copy.
+beam").  Here the cache keeps one row per example, and an example's ``k`` beams become ``k``
+query positions of that one row: the same scores, softmax and weighted sum per beam, read from
+one copy.
 
 :data:`ATTENTION` names this function in transformers' ``AttentionInterface``; ``seq2seq`` sets it
 as its T5's attention implementation.  When queries and keys have as many rows (training, the

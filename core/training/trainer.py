@@ -368,7 +368,7 @@ def epoch_line(stage: str, epoch: int, epochs: int, row: dict, metric: str, stat
     """``stage unified: epoch 3/8  loss 2.1345  val ndcg@10 0.0123 (best 0.0130 @2)  81 s (training 52 s)``
 
     The part in parentheses appears on validated epochs: the rest of the epoch's seconds is the
-    validation (beam search costs generative models as much as their training).  Epoch 0 (a
+    validation (a generative model's beam search can cost as much as its training).  Epoch 0 (a
     ``score_start`` stage's starting model) has no loss: ``... epoch 0/8  start  val ...``.
     """
     line = f"stage {stage}: epoch {epoch}/{epochs}  " + (f"loss {row['loss']:.4f}" if "loss" in row else "start")
