@@ -126,7 +126,8 @@ def unified_epoch(args, env: dict) -> dict:
     # Each epoch's wall seconds, validation included, from its log line: the first holds CUDA's
     # start-up, so the mean alone overstates an epoch.
     text = Path(res["log"]).read_text(encoding="utf-8", errors="replace")
-    each = [int(x) for x in re.findall(r"stage unified: epoch \d+/\d+ .*?(\d+) s$", text, re.M)]
+    each = [int(x) for x in re.findall(r"stage unified: epoch \d+/\d+ .*?  (\d+) s(?: \(training \d+ s\))?$",
+                                       text, re.M)]
     return {**res, "run_id": data["run_id"], "epochs_run": unified["epochs_run"], "epoch_wall_s": each,
             "seconds_per_epoch": unified["seconds_per_epoch"], "stage_seconds": unified["seconds"],
             "losses": [h["loss"] for h in unified["history"] if "loss" in h], "peak_gpu_mb": unified.get("peak_gpu_mb"),
