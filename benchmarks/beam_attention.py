@@ -43,9 +43,9 @@ class StandInCodes:
     """gmc's identifier layout with seeded random codes: 4 levels of ``size`` (256), then a 5th level
     that numbers the items sharing their first four codes (so every id is unique, as the real one)."""
 
-    def __init__(self, item_domain: np.ndarray, seed: int = 0, size: int = 256) -> None:
+    def __init__(self, n_items: int, seed: int = 0, size: int = 256) -> None:
         g = np.random.default_rng(seed)
-        n = item_domain.size
+        n = n_items + 1  # row 0 is padding
         codes = g.integers(0, size, (n, 4)) + np.arange(4) * size
         _, group = np.unique(codes, axis=0, return_inverse=True)
         extra = np.zeros(n, dtype=np.int64)
@@ -55,7 +55,6 @@ class StandInCodes:
             seen[int(key)] = extra[i] + 1
         self.tokens = np.concatenate([codes, (4 * size + extra)[:, None]], axis=1)
         self.tokens[0] = 0
-        self.item_domain = item_domain
         self.vocab_size = 4 * size + int(extra.max()) + 1
         self.version = 0
 
@@ -80,16 +79,14 @@ def measure(label: str, overrides: list[str], threads: int, dataset_spec: str | 
                        extra={"dataset": dataset_spec} if dataset_spec else None)
     dataset = load_run_dataset(resolved, plugins, progress=False)
     run = RunContext(resolved, dataset, plugins, torch.device("cpu"), WORK_ROOT / "beam-attention-run", progress=False)
-    item_domain = np.full(dataset.n_items + 1, -1)
-    for d, items in enumerate(dataset.domain_items):
-        item_domain[np.asarray(items)] = d
-    run.identifier = StandInCodes(item_domain)
+    run.identifier = StandInCodes(dataset.n_items)
     torch.manual_seed(0)
     model = run.build_encoder().eval()
     models = {d: model for d in run.all_domains}
     test = run.examples("test")
     users = len(test["target"])
-    row = {"size": label, "domains": list(dataset.domains), "history_items": float((test["history"] > 0).sum(1).mean()), "threads": threads, "users": users, "beam": run.decoder.params.beam_size,
+    row = {"size": label, "domains": list(dataset.domains), "threads": threads, "users": users,
+           "history_items": float((test["history"] > 0).sum(1).mean()), "beam": run.decoder.params.beam_size,
            "parameters": sum(p.numel() for p in model.parameters()), "batch_size": resolved.config.evaluation.batch_size}
     first = run.examples("test", run.all_domains[:1])
     sample = {k: torch.as_tensor(v[:128]) for k, v in first.items()}  # the first batch's beams, compared below

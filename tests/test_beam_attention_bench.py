@@ -22,7 +22,7 @@ beam_attention = importlib.import_module("beam_attention")
 def test_stand_in_codes_are_unique_and_build_every_domains_trie():
     rng = np.random.default_rng(0)
     item_domain = np.concatenate([[-1], rng.integers(0, 2, 2_000)])
-    codes = beam_attention.StandInCodes(item_domain, size=4)  # 256 four-code prefixes for 2,000 items
+    codes = beam_attention.StandInCodes(item_domain.size - 1, size=4)  # 256 four-code prefixes for 2,000 items
     tokens = codes.item_tokens()[1:]
     assert torch.unique(tokens[:, :4], dim=0).shape[0] < tokens.shape[0]  # the 5th level has work to do
     assert torch.unique(tokens, dim=0).shape[0] == tokens.shape[0]
